@@ -1,0 +1,616 @@
+"""Settings, read once from environment variables into frozen, typed objects.
+
+Every variable the product reads is declared once in ``VARIABLES`` (name, meaning, default, accepted
+values, which functions read it, which require it). ``load(function)`` parses them all; a missing
+required value or an invalid one raises ``ConfigError`` naming the variable and what it accepts, so a
+misconfigured function fails at start-up rather than on the first caller. The README's table of
+environment variables is checked against this registry by a test.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from shared.errors import ConfigError
+
+FUNCTIONS = ("token", "sign", "download", "on_upload", "export")
+ALL = frozenset(FUNCTIONS)
+HTTP_FUNCTIONS = frozenset({"token", "sign", "download"})
+SIGNING_FUNCTIONS = frozenset({"sign", "download", "on_upload", "export"})
+AUTHENTICATING_FUNCTIONS = frozenset({"token", "sign", "download"})
+
+
+# --- parsers: each takes the raw string and returns the typed value or raises ValueError -------------
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw.strip())
+        if not low <= value <= high:
+            raise ValueError(f"expected an integer from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ValueError("expected one of " + ", ".join(options))
+        return value
+
+    return parse
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _prefixes(raw: str) -> tuple[str, ...]:
+    items = _csv(raw)
+    for item in items:
+        _prefix(item)
+    return items
+
+
+def _prefix(raw: str) -> str:
+    value = raw.strip()
+    if value and (not value.endswith("/") or value.startswith("/") or ".." in value.split("/")):
+        raise ValueError("expected a key prefix ending with '/', not starting with '/', without '..'")
+    if any(ch in value for ch in "*?"):
+        raise ValueError("wildcards are not allowed in a prefix")
+    return value
+
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+def _bucket(raw: str) -> str:
+    value = raw.strip()
+    if not _BUCKET_RE.match(value):
+        raise ValueError("expected a bucket name: 3-63 of a-z, 0-9 and '-', not starting or ending with '-'")
+    return value
+
+
+_REGION_RE = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
+
+
+def _region(raw: str) -> str:
+    value = raw.strip()
+    if value.startswith("oss-"):
+        value = value[4:]
+    if not _REGION_RE.match(value):
+        raise ValueError("expected a region id such as cn-hangzhou")
+    return value
+
+
+_HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An endpoint as configured: host (with optional port) and the scheme, if one was given."""
+
+    host: str
+    scheme: str | None = None
+
+    @property
+    def is_ip(self) -> bool:
+        hostname = self.host.rsplit(":", 1)[0] if self.host.count(":") == 1 else self.host
+        if hostname == "localhost":
+            return True
+        try:
+            ipaddress.ip_address(hostname.strip("[]"))
+        except ValueError:
+            return False
+        return True
+
+
+def _endpoint(raw: str) -> Endpoint | None:
+    value = raw.strip()
+    if not value:
+        return None
+    scheme = None
+    if "://" in value:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or parts.path not in {"", "/"} or parts.query:
+            raise ValueError("expected host[:port] or http(s)://host[:port] with no path")
+        scheme, value = parts.scheme, parts.netloc
+    if not _HOST_RE.match(value):
+        raise ValueError("expected host[:port] or http(s)://host[:port]")
+    return Endpoint(host=value.lower(), scheme=scheme)
+
+
+def _url(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError("expected an http(s) URL")
+    return value.rstrip("/")
+
+
+def _json_object(raw: str) -> dict[str, Any]:
+    if not raw.strip():
+        return {}
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object")
+    return value
+
+
+def _secret(raw: str) -> str:
+    value = raw.strip()
+    if value and len(value) < 16:
+        raise ValueError("expected at least 16 characters")
+    return value
+
+
+# --- the registry ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    target: str  # "section.field" in Settings
+    parse: Callable[[str], Any]
+    default: str | None  # None: no default (required by `required_by`, else the field is None)
+    meaning: str
+    accepted: str
+    used_by: frozenset[str] = ALL
+    required_by: frozenset[str] = frozenset()
+    secret: bool = False
+
+
+def _v(*args: Any, **kwargs: Any) -> Variable:
+    return Variable(*args, **kwargs)
+
+
+VARIABLES: tuple[Variable, ...] = (
+    # OSS
+    _v("OSS_BUCKET", "oss.bucket", _bucket, None, "Bucket the functions serve", "bucket name",
+       required_by=ALL),
+    _v("OSS_REGION", "oss.region", _region, None, "Region of the bucket (also the V4 signing region)",
+       "region id, e.g. cn-hangzhou", required_by=ALL),
+    _v("OSS_ENDPOINT", "oss.endpoint", _endpoint, "",
+       "Public OSS endpoint used in URLs; empty means oss-<region>.aliyuncs.com",
+       "host[:port] or http(s)://host[:port]"),
+    _v("OSS_INTERNAL_ENDPOINT", "oss.internal_endpoint", _endpoint, "",
+       "Endpoint for the functions' own OSS requests (e.g. oss-<region>-internal.aliyuncs.com); "
+       "empty means OSS_ENDPOINT", "host[:port] or http(s)://host[:port]"),
+    _v("OSS_PATH_STYLE", "oss.path_style", _choice("auto", "true", "false"), "auto",
+       "Path-style addressing (/bucket/key); auto uses it for IP and localhost endpoints",
+       "auto, true, false"),
+    _v("OSS_CUSTOM_DOMAIN", "oss.custom_domain", _endpoint, "",
+       "Custom domain (CNAME) bound to the bucket, offered to callers as an option",
+       "host or https://host"),
+    _v("OSS_ACCELERATE_ENDPOINT", "oss.accelerate_endpoint", _endpoint, "oss-accelerate.aliyuncs.com",
+       "Transfer-acceleration endpoint offered to callers as an option", "host[:port]"),
+    _v("OSS_ACCOUNT_ID", "oss.account_id", _text, "",
+       "Account id of the bucket owner (policy resources); empty means the FC_ACCOUNT_ID of the runtime",
+       "digits or empty"),
+    # URLs
+    _v("URL_SCHEME", "urls.scheme", _choice("", "https", "http"), "",
+       "Scheme of generated URLs; empty means the endpoint's scheme, else https", "https, http or empty",
+       used_by=SIGNING_FUNCTIONS),
+    _v("URL_SIGNATURE_VERSION", "urls.signature_version", _choice("v4", "v1"), "v4",
+       "Signature version of generated URLs (V1 only for legacy accounts)", "v4, v1",
+       used_by=SIGNING_FUNCTIONS),
+    _v("URL_DEFAULT_EXPIRES", "urls.default_expires", _integer(1, 604800), "3600",
+       "Validity of a URL when the caller does not ask for one, in seconds", "1..604800",
+       used_by=SIGNING_FUNCTIONS),
+    _v("URL_MAX_EXPIRES", "urls.max_expires", _integer(1, 604800), "32400",
+       "Longest validity handed out, in seconds (also clamped to the credentials' remaining life)",
+       "1..604800", used_by=SIGNING_FUNCTIONS),
+    _v("URL_MIN_EXPIRES", "urls.min_expires", _integer(1, 3600), "60",
+       "Shortest useful validity: below it signing fails instead of returning a URL that dies at once",
+       "1..3600", used_by=SIGNING_FUNCTIONS),
+    # Caller authentication
+    _v("AUTH_MODE", "auth.mode", _choice("jwt", "apikey", "none"), None,
+       "How callers are verified", "jwt, apikey, none", used_by=AUTHENTICATING_FUNCTIONS,
+       required_by=AUTHENTICATING_FUNCTIONS),
+    _v("AUTH_SCOPE_TEMPLATE", "auth.scope_template", _text, "users/{sub}/",
+       "Key prefix a verified JWT caller may use; {sub} and other {claim} placeholders are filled from "
+       "the token", "template ending with '/'", used_by=AUTHENTICATING_FUNCTIONS),
+    _v("AUTH_ANONYMOUS_SCOPE", "auth.anonymous_scope", _prefix, "",
+       "Key prefix granted to everyone when AUTH_MODE=none (required then)", "prefix ending with '/'",
+       used_by=AUTHENTICATING_FUNCTIONS),
+    _v("AUTH_API_KEYS", "auth.api_keys", _json_object, "",
+       "API keys as SHA-256 hashes: {\"<sha256 hex>\": {\"name\": ..., \"scope\": \"prefix/\"}}",
+       "JSON object", used_by=AUTHENTICATING_FUNCTIONS, secret=True),
+    _v("JWT_ISSUER", "auth.jwt_issuer", _text, "", "Required `iss` of caller JWTs", "string",
+       used_by=AUTHENTICATING_FUNCTIONS),
+    _v("JWT_AUDIENCE", "auth.jwt_audience", _text, "", "Required `aud` of caller JWTs", "string",
+       used_by=AUTHENTICATING_FUNCTIONS),
+    _v("JWT_ALGORITHMS", "auth.jwt_algorithms", _csv, "RS256",
+       "Allowed JWT algorithms (never none)", "comma list of RS256, RS384, RS512, ES256, ES384, PS256, "
+       "EdDSA, HS256", used_by=AUTHENTICATING_FUNCTIONS),
+    _v("JWT_PUBLIC_KEY", "auth.jwt_public_key", _text, "", "PEM public key that signs caller JWTs",
+       "PEM", used_by=AUTHENTICATING_FUNCTIONS),
+    _v("JWT_JWKS", "auth.jwt_jwks", _text, "", "Inline JWKS document with the signing keys", "JSON",
+       used_by=AUTHENTICATING_FUNCTIONS),
+    _v("JWT_JWKS_URL", "auth.jwt_jwks_url", _url, "", "URL of the identity provider's JWKS document",
+       "https URL", used_by=AUTHENTICATING_FUNCTIONS),
+    _v("JWT_HS256_SECRET", "auth.jwt_hs256_secret", _secret, "",
+       "Shared secret for HS256 caller JWTs", "at least 16 characters",
+       used_by=AUTHENTICATING_FUNCTIONS, secret=True),
+    _v("JWT_LEEWAY", "auth.jwt_leeway", _integer(0, 300), "30",
+       "Clock leeway for exp / nbf / iat, in seconds", "0..300", used_by=AUTHENTICATING_FUNCTIONS),
+    # STS (token function)
+    _v("STS_ROLE_ARN", "sts.role_arn", _text, None,
+       "Role whose temporary credentials are handed to callers", "acs:ram::<account>:role/<name>",
+       used_by=frozenset({"token"}), required_by=frozenset({"token"})),
+    _v("STS_ENDPOINT", "sts.endpoint", _endpoint, "",
+       "STS endpoint; empty means sts.<region>.aliyuncs.com", "host[:port] or http(s)://host[:port]",
+       used_by=frozenset({"token", "sign", "download", "on_upload", "export"})),
+    _v("STS_DEFAULT_DURATION", "sts.default_duration", _integer(900, 43200), "3600",
+       "Credential lifetime when the caller does not ask, in seconds", "900..43200",
+       used_by=frozenset({"token"})),
+    _v("STS_MAX_DURATION", "sts.max_duration", _integer(900, 43200), "3600",
+       "Longest credential lifetime handed out (at most the role's MaxSessionDuration)", "900..43200",
+       used_by=frozenset({"token"})),
+    _v("STS_ALLOW_LIST", "sts.allow_list", _boolean, "true",
+       "Callers may ask for listing inside their scope (oss:ListObjects with an oss:Prefix condition)",
+       "true, false", used_by=frozenset({"token"})),
+    _v("STS_ALLOW_WRITE", "sts.allow_write", _boolean, "false",
+       "Callers may ask for upload rights inside their scope", "true, false",
+       used_by=frozenset({"token"})),
+    _v("STS_BIND_SOURCE_IP", "sts.bind_source_ip", _boolean, "false",
+       "Bind vended credentials to the caller's IP (acs:SourceIp)", "true, false",
+       used_by=frozenset({"token"})),
+    _v("STS_CACHE_SECONDS", "sts.cache_min_remaining", _integer(0, 43200), "1800",
+       "Reuse credentials per identity and scope while at least this many seconds remain (0: never)",
+       "0..43200", used_by=frozenset({"token"})),
+    _v("STS_TIMEOUT", "sts.timeout", _integer(1, 60), "5", "STS request timeout, in seconds", "1..60"),
+    _v("STS_MAX_RETRIES", "sts.max_retries", _integer(0, 5), "2",
+       "Retries on throttling, 5xx and network errors (jittered backoff)", "0..5"),
+    # Signing credentials
+    _v("SIGNER_ROLE_ARN", "signer.role_arn", _text, "",
+       "Optional dedicated role for signing URLs (assumed with a longer session, refreshed early); "
+       "empty means the function's own role", "role ARN or empty", used_by=SIGNING_FUNCTIONS),
+    _v("SIGNER_SESSION_SECONDS", "signer.session_seconds", _integer(900, 43200), "43200",
+       "Session length asked for the signer role", "900..43200", used_by=SIGNING_FUNCTIONS),
+    _v("SIGNER_REFRESH_SECONDS", "signer.refresh_before", _integer(60, 21600), "3600",
+       "Refresh the signer credentials when less than this remains", "60..21600",
+       used_by=SIGNING_FUNCTIONS),
+    # HTTP
+    _v("CORS_ALLOWED_ORIGINS", "http.cors_origins", _csv, "",
+       "Browser origins allowed to call the HTTP functions (empty: no CORS)", "comma list of origins",
+       used_by=HTTP_FUNCTIONS),
+    _v("CORS_MAX_AGE", "http.cors_max_age", _integer(0, 86400), "600", "Preflight cache time, in seconds",
+       "0..86400", used_by=HTTP_FUNCTIONS),
+    # sign
+    _v("SIGN_MAX_BATCH", "sign.max_batch", _integer(1, 1000), "1000", "Keys per POST /sign call",
+       "1..1000", used_by=frozenset({"sign"})),
+    _v("SIGN_ALLOW_PUT", "sign.allow_put", _boolean, "false", "Callers may ask for upload (PUT) URLs",
+       "true, false", used_by=frozenset({"sign"})),
+    _v("SIGN_CHECK_EXISTS", "sign.check_exists", _boolean, "false",
+       "HEAD the object before signing so a typo is a 404, not a dead link", "true, false",
+       used_by=frozenset({"sign"})),
+    # download
+    _v("DOWNLOAD_MODE", "download.mode", _choice("redirect", "stream"), "redirect",
+       "redirect: 302 to a short-lived signed URL; stream: serve small objects directly",
+       "redirect, stream", used_by=frozenset({"download"})),
+    _v("DOWNLOAD_REDIRECT_EXPIRES", "download.redirect_expires", _integer(1, 3600), "60",
+       "Validity of the URL a redirect points to, in seconds", "1..3600",
+       used_by=frozenset({"download"})),
+    _v("DOWNLOAD_STREAM_MAX_BYTES", "download.stream_max_bytes", _integer(0, 32 * 1024 * 1024),
+       str(6 * 1024 * 1024), "Largest object streamed by the function; larger ones are redirected",
+       "0..33554432", used_by=frozenset({"download"})),
+    _v("DOWNLOAD_LINK_SECRET", "download.link_secret", _secret, "",
+       "HMAC secret of /download proxy links issued by the sign function (empty: no proxy links)",
+       "at least 16 characters", used_by=frozenset({"sign", "download"}), secret=True),
+    _v("DOWNLOAD_BASE_URL", "download.base_url", _url, "",
+       "Public base URL of the API, used to build /download proxy links", "http(s) URL",
+       used_by=frozenset({"sign", "download"})),
+    # on_upload
+    _v("LINKS_PREFIX", "upload.links_prefix", _prefix, "_links/",
+       "Where on_upload writes its JSON link records (never triggers itself)", "prefix ending with '/'",
+       used_by=frozenset({"on_upload", "export"})),
+    _v("UPLOAD_PREFIXES", "upload.prefixes", _prefixes, "",
+       "Only objects under these prefixes get links (empty: all)", "comma list of prefixes",
+       used_by=frozenset({"on_upload"})),
+    _v("UPLOAD_SUFFIXES", "upload.suffixes", _csv, "",
+       "Only objects with these suffixes get links (empty: all)", "comma list",
+       used_by=frozenset({"on_upload"})),
+    _v("UPLOAD_MIN_SIZE", "upload.min_size", _integer(0, 2**53), "0", "Smallest object that gets a link",
+       "bytes", used_by=frozenset({"on_upload"})),
+    _v("UPLOAD_MAX_SIZE", "upload.max_size", _integer(0, 2**53), str(2**53),
+       "Largest object that gets a link", "bytes", used_by=frozenset({"on_upload"})),
+    _v("UPLOAD_LINK_EXPIRES", "upload.expires", _integer(1, 604800), "86400",
+       "Validity asked for links made on upload, in seconds", "1..604800",
+       used_by=frozenset({"on_upload"})),
+    _v("WEBHOOK_URL", "webhook.url", _url, "", "Where link records and export notices are POSTed",
+       "http(s) URL or empty", used_by=frozenset({"on_upload", "export"})),
+    _v("WEBHOOK_SECRET", "webhook.secret", _secret, "",
+       "HMAC-SHA256 key for the webhook signature header", "at least 16 characters",
+       used_by=frozenset({"on_upload", "export"}), secret=True),
+    _v("WEBHOOK_TIMEOUT", "webhook.timeout", _integer(1, 60), "5", "Webhook request timeout, in seconds",
+       "1..60", used_by=frozenset({"on_upload", "export"})),
+    _v("WEBHOOK_RETRIES", "webhook.retries", _integer(0, 10), "3",
+       "Webhook retries with backoff before the invocation fails", "0..10",
+       used_by=frozenset({"on_upload", "export"})),
+    # export
+    _v("EXPORT_PREFIX", "export.output_prefix", _prefix, "_exports/",
+       "Where exports are written (never exported themselves)", "prefix ending with '/'",
+       used_by=frozenset({"on_upload", "export"})),
+    _v("EXPORT_PREFIXES", "export.prefixes", _prefixes, "", "Default key prefixes to export (empty: all)",
+       "comma list of prefixes", used_by=frozenset({"export"})),
+    _v("EXPORT_SUFFIXES", "export.suffixes", _csv, "", "Default key suffixes to export (empty: all)",
+       "comma list", used_by=frozenset({"export"})),
+    _v("EXPORT_FORMAT", "export.format", _choice("csv", "jsonl"), "csv", "Default export format",
+       "csv, jsonl", used_by=frozenset({"export"})),
+    _v("EXPORT_EXPIRES", "export.expires", _integer(1, 604800), "86400",
+       "Default validity of exported URLs, in seconds", "1..604800", used_by=frozenset({"export"})),
+    _v("EXPORT_MIN_REMAINING_SECONDS", "export.min_remaining", _integer(1, 3600), "30",
+       "Checkpoint and continue asynchronously when less than this remains of the invocation",
+       "1..3600", used_by=frozenset({"export"})),
+    _v("ASYNC_INVOKE_ENDPOINT", "export.invoke_endpoint", _url, "",
+       "Function Compute endpoint for the export's asynchronous self-invocation; empty means "
+       "https://<FC_ACCOUNT_ID>.<FC_REGION>.fc.aliyuncs.com", "http(s) URL or empty",
+       used_by=frozenset({"export"})),
+    # logging
+    _v("LOG_LEVEL", "log.level", _choice("debug", "info", "warning", "error"), "info", "Log level",
+       "debug, info, warning, error"),
+)
+
+VARIABLES_BY_NAME: Mapping[str, Variable] = {v.name: v for v in VARIABLES}
+
+
+# --- the settings objects ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OssSettings:
+    bucket: str
+    region: str
+    endpoint: Endpoint | None
+    internal_endpoint: Endpoint | None
+    path_style: str
+    custom_domain: Endpoint | None
+    accelerate_endpoint: Endpoint | None
+    account_id: str
+
+    @property
+    def public_endpoint(self) -> Endpoint:
+        return self.endpoint or Endpoint(host=f"oss-{self.region}.aliyuncs.com")
+
+    @property
+    def request_endpoint(self) -> Endpoint:
+        """The endpoint the functions themselves talk to."""
+        return self.internal_endpoint or self.public_endpoint
+
+    def uses_path_style(self, endpoint: Endpoint) -> bool:
+        if self.path_style == "auto":
+            return endpoint.is_ip
+        return self.path_style == "true"
+
+
+@dataclass(frozen=True)
+class UrlSettings:
+    scheme: str
+    signature_version: str
+    default_expires: int
+    max_expires: int
+    min_expires: int
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    mode: str | None
+    scope_template: str
+    anonymous_scope: str
+    api_keys: Mapping[str, Any] = field(repr=False)
+    jwt_issuer: str
+    jwt_audience: str
+    jwt_algorithms: tuple[str, ...]
+    jwt_public_key: str
+    jwt_jwks: str
+    jwt_jwks_url: str
+    jwt_hs256_secret: str = field(repr=False)
+    jwt_leeway: int
+
+
+@dataclass(frozen=True)
+class StsSettings:
+    role_arn: str | None
+    endpoint: Endpoint | None
+    default_duration: int
+    max_duration: int
+    allow_list: bool
+    allow_write: bool
+    bind_source_ip: bool
+    cache_min_remaining: int
+    timeout: int
+    max_retries: int
+
+
+@dataclass(frozen=True)
+class SignerSettings:
+    role_arn: str
+    session_seconds: int
+    refresh_before: int
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    cors_origins: tuple[str, ...]
+    cors_max_age: int
+
+
+@dataclass(frozen=True)
+class SignSettings:
+    max_batch: int
+    allow_put: bool
+    check_exists: bool
+
+
+@dataclass(frozen=True)
+class DownloadSettings:
+    mode: str
+    redirect_expires: int
+    stream_max_bytes: int
+    link_secret: str = field(repr=False)
+    base_url: str
+
+
+@dataclass(frozen=True)
+class UploadSettings:
+    links_prefix: str
+    prefixes: tuple[str, ...]
+    suffixes: tuple[str, ...]
+    min_size: int
+    max_size: int
+    expires: int
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    url: str
+    secret: str = field(repr=False)
+    timeout: int
+    retries: int
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    output_prefix: str
+    prefixes: tuple[str, ...]
+    suffixes: tuple[str, ...]
+    format: str
+    expires: int
+    min_remaining: int
+    invoke_endpoint: str
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    function: str
+    oss: OssSettings
+    urls: UrlSettings
+    auth: AuthSettings
+    sts: StsSettings
+    signer: SignerSettings
+    http: HttpSettings
+    sign: SignSettings
+    download: DownloadSettings
+    upload: UploadSettings
+    webhook: WebhookSettings
+    export: ExportSettings
+    log: LogSettings
+
+
+_SECTIONS: Mapping[str, type] = {
+    "oss": OssSettings,
+    "urls": UrlSettings,
+    "auth": AuthSettings,
+    "sts": StsSettings,
+    "signer": SignerSettings,
+    "http": HttpSettings,
+    "sign": SignSettings,
+    "download": DownloadSettings,
+    "upload": UploadSettings,
+    "webhook": WebhookSettings,
+    "export": ExportSettings,
+    "log": LogSettings,
+}
+
+
+def load(function: str, environ: Mapping[str, str] | None = None) -> Settings:
+    """Parse every variable for ``function``; raise ConfigError naming the first bad or missing one."""
+    if function not in FUNCTIONS:
+        raise ConfigError(f"unknown function {function!r}; expected one of {', '.join(FUNCTIONS)}")
+    env = os.environ if environ is None else environ
+    values: dict[str, dict[str, Any]] = {section: {} for section in _SECTIONS}
+    for variable in VARIABLES:
+        section, name = variable.target.split(".", 1)
+        values[section][name] = _read(variable, env, function)
+    _derive(values, env)
+    settings = Settings(
+        function=function, **{section: cls(**values[section]) for section, cls in _SECTIONS.items()}
+    )
+    _check_consistency(settings)
+    return settings
+
+
+def _read(variable: Variable, env: Mapping[str, str], function: str) -> Any:
+    raw = env.get(variable.name)
+    if raw is None or (raw.strip() == "" and variable.default is None):
+        if function in variable.required_by:
+            raise ConfigError(f"{variable.name} is required ({variable.meaning}); accepted: {variable.accepted}")
+        raw = variable.default
+        if raw is None:
+            return None
+    try:
+        return variable.parse(raw)
+    except (ValueError, json.JSONDecodeError) as exc:
+        shown = "" if variable.secret else f" {raw!r}"
+        raise ConfigError(f"{variable.name} is invalid{shown}: {exc}; accepted: {variable.accepted}") from None
+
+
+def _derive(values: dict[str, dict[str, Any]], env: Mapping[str, str]) -> None:
+    if not values["oss"]["account_id"]:
+        values["oss"]["account_id"] = env.get("FC_ACCOUNT_ID", "")
+    values["auth"]["jwt_algorithms"] = tuple(a.upper() if a.lower() != "eddsa" else "EdDSA"
+                                             for a in values["auth"]["jwt_algorithms"])
+
+
+_ALLOWED_JWT_ALGORITHMS = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512",
+                           "EdDSA", "HS256"}
+
+
+def _check_consistency(settings: Settings) -> None:
+    """Rules that span several variables, checked for the function being loaded."""
+    function = settings.function
+    urls = settings.urls
+    if function in SIGNING_FUNCTIONS and urls.min_expires > urls.max_expires:
+        raise ConfigError("URL_MIN_EXPIRES must not exceed URL_MAX_EXPIRES")
+    sts = settings.sts
+    if function == "token" and sts.default_duration > sts.max_duration:
+        raise ConfigError("STS_DEFAULT_DURATION must not exceed STS_MAX_DURATION")
+    auth = settings.auth
+    if function in AUTHENTICATING_FUNCTIONS:
+        if auth.mode == "none" and not auth.anonymous_scope:
+            raise ConfigError("AUTH_MODE=none requires AUTH_ANONYMOUS_SCOPE (a prefix ending with '/')")
+        if auth.mode == "apikey" and not auth.api_keys:
+            raise ConfigError("AUTH_MODE=apikey requires AUTH_API_KEYS")
+        if auth.mode == "jwt":
+            bad = [a for a in auth.jwt_algorithms if a not in _ALLOWED_JWT_ALGORITHMS]
+            if bad or not auth.jwt_algorithms:
+                raise ConfigError("JWT_ALGORITHMS accepts " + ", ".join(sorted(_ALLOWED_JWT_ALGORITHMS)))
+            if not (auth.jwt_public_key or auth.jwt_jwks or auth.jwt_jwks_url or auth.jwt_hs256_secret):
+                raise ConfigError("AUTH_MODE=jwt requires JWT_PUBLIC_KEY, JWT_JWKS, JWT_JWKS_URL or "
+                                  "JWT_HS256_SECRET")
+            if not auth.jwt_issuer or not auth.jwt_audience:
+                raise ConfigError("AUTH_MODE=jwt requires JWT_ISSUER and JWT_AUDIENCE")
+            if not auth.scope_template.endswith("/"):
+                raise ConfigError("AUTH_SCOPE_TEMPLATE must end with '/'")
+    if function in {"download"} and settings.download.base_url and not settings.download.link_secret:
+        raise ConfigError("DOWNLOAD_BASE_URL requires DOWNLOAD_LINK_SECRET")

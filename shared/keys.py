@@ -1,0 +1,175 @@
+"""OSS object keys: validation, URL path encoding and scope checks.
+
+Also home of the signing layer's error classes, because this is the lowest module of the
+layer (signing.py, validity.py and disposition.py all import it, it imports nothing of ours).
+
+Pure: stdlib only, no network, no SDK.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+MAX_KEY_BYTES = 1023
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+# shared/errors.py (AppError) did not exist when this layer was written; SigningError mirrors its
+# announced shape (status, code, message) so it can be re-based on AppError without API change.
+
+
+class SigningError(Exception):
+    """Base of every error raised by the signing layer: a client error with a stable code."""
+
+    status: int = 400
+    code: str = "SigningError"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class InvalidKey(SigningError):
+    code = "InvalidKey"
+
+
+class KeyOutsideScope(SigningError):
+    status = 403
+    code = "KeyOutsideScope"
+
+
+class InvalidBucket(SigningError):
+    code = "InvalidBucket"
+
+
+class InvalidExpires(SigningError):
+    code = "InvalidExpires"
+
+
+class ExpiresTooShort(SigningError):
+    code = "ExpiresTooShort"
+
+
+class CredentialsExpiring(SigningError):
+    """The signing credentials have less validity left than the configured floor.
+
+    A server-side condition (the caller asked for nothing wrong): refresh the credentials and retry.
+    """
+
+    status = 503
+    code = "CredentialsExpiring"
+
+
+class InvalidOption(SigningError):
+    code = "InvalidOption"
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------
+
+# C0 controls and DEL: they break HTTP request lines, canonical strings and logs.
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def validate_key(key: object) -> str:
+    """Return `key` unchanged if it is a valid OSS object key, else raise InvalidKey.
+
+    Valid: a str of 1..1023 UTF-8 bytes, not starting with `/` or `\\`, without control characters
+    and without lone surrogates. Everything else (spaces, `+`, `%`, `#`, `?`, `~`, unicode, `a//b`)
+    is allowed, as OSS allows it.
+    """
+    if not isinstance(key, str):
+        raise InvalidKey("object key must be a string")
+    if not key:
+        raise InvalidKey("object key must not be empty")
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidKey("object key is not valid UTF-8 (lone surrogate)") from None
+    if size > MAX_KEY_BYTES:
+        raise InvalidKey(f"object key is {size} bytes long; the maximum is {MAX_KEY_BYTES} bytes")
+    if key[0] in "/\\":
+        raise InvalidKey("object key must not start with '/' or '\\'")
+    if _CONTROL_CHARS.search(key):
+        raise InvalidKey("object key must not contain control characters")
+    return key
+
+
+def is_valid_key(key: object) -> bool:
+    try:
+        validate_key(key)
+    except InvalidKey:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# URL encoding
+# ---------------------------------------------------------------------------------------------
+
+
+def encode_key_path(key: str) -> str:
+    """Percent-encode a key for a URL path: RFC 3986 unreserved characters and `/` stay as is.
+
+    Same as oss2 `sign_url(slash_safe=True)` and alibabacloud-oss-v2, so `+` becomes `%2B` and a
+    space `%20`, except for one deliberate difference: a path segment that is exactly `.` or `..`
+    is sent as `%2E` / `%2E%2E`. Browsers, curl and HTTP libraries remove dot segments before
+    sending, which would silently address another key; the service decodes `%2E` back to `.`.
+    """
+    encoded = quote(key, safe="/")
+    if "." in encoded and ("/." in encoded or encoded[0] == "."):
+        encoded = "/".join(_escape_dot_segment(segment) for segment in encoded.split("/"))
+    return encoded
+
+
+def _escape_dot_segment(segment: str) -> str:
+    if segment in (".", ".."):
+        return segment.replace(".", "%2E")
+    return segment
+
+
+# ---------------------------------------------------------------------------------------------
+# Scope
+# ---------------------------------------------------------------------------------------------
+
+
+def validate_scope_prefix(prefix: str) -> str:
+    """A scope prefix is empty (whole bucket) or a valid key prefix ending in `/` without dot segments."""
+    if prefix == "":
+        return prefix
+    if not prefix.endswith("/"):
+        raise InvalidOption("scope prefix must end with '/'")
+    validate_key(prefix)
+    if _has_dot_segment(prefix):
+        raise InvalidOption("scope prefix must not contain '.' or '..' segments")
+    return prefix
+
+
+def is_key_in_scope(key: str, prefix: str) -> bool:
+    """True if `key` is a valid key strictly inside the scope `prefix`.
+
+    Keys with `.`/`..` segments are refused even though OSS treats them literally: anything
+    that normalises paths downstream (CDN, proxy, browser) could map `scope/../other` elsewhere.
+    """
+    validate_scope_prefix(prefix)
+    if not is_valid_key(key):
+        return False
+    return key.startswith(prefix) and len(key) > len(prefix) and not _has_dot_segment(key)
+
+
+def require_key_in_scope(key: str, prefix: str) -> str:
+    """Return the validated key, raising InvalidKey (bad key) or KeyOutsideScope."""
+    validate_key(key)
+    if not is_key_in_scope(key, prefix):
+        raise KeyOutsideScope("object key is outside the caller's scope")
+    return key
+
+
+def _has_dot_segment(key: str) -> bool:
+    return any(segment in (".", "..") for segment in key.split("/"))

@@ -1,0 +1,42 @@
+# One-command set-up: every target creates the virtual environment from the pinned files first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+NODE_SUITE := tests/local/node
+
+.PHONY: help setup run test lint bench package clean
+
+help:
+	@echo "make run      set up, then start the local cloud + gateway with a demo bucket (python -m local up)"
+	@echo "make test     set up, then run lint and the whole test suite"
+	@echo "make bench    set up, then run every benchmark under bench/"
+	@echo "make package  build dist/code.zip and dist/layer.zip (what template.yml deploys)"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+$(NODE_SUITE)/node_modules/.installed: $(NODE_SUITE)/package.json $(NODE_SUITE)/package-lock.json
+	cd $(NODE_SUITE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed $(NODE_SUITE)/node_modules/.installed
+
+run: setup
+	$(PY) -m local up
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+test: setup lint
+	$(PY) -m pytest -p no:cacheprovider
+
+bench: setup
+	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+package: $(VENV)/.installed
+	$(PY) -m local package --out dist
+
+clean:
+	rm -rf $(VENV) dist .local-data $(NODE_SUITE)/node_modules

@@ -36,6 +36,7 @@ __all__ = [
     "explain",
     "is_allowed",
     "validate_policy",
+    "wildcard_match",
 ]
 
 

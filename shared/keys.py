@@ -1,7 +1,7 @@
 """OSS object keys: validation, URL path encoding and scope checks.
 
 Also home of the signing layer's error classes, because this is the lowest module of the
-layer (signing.py, validity.py and disposition.py all import it, it imports nothing of ours).
+layer (signing.py, validity.py and disposition.py import it; it imports only shared.errors).
 
 Pure: stdlib only, no network, no SDK.
 """
@@ -11,24 +11,20 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
+from shared.errors import AppError
+
 MAX_KEY_BYTES = 1023
 
 # ---------------------------------------------------------------------------------------------
 # Errors
 # ---------------------------------------------------------------------------------------------
-# shared/errors.py (AppError) did not exist when this layer was written; SigningError mirrors its
-# announced shape (status, code, message) so it can be re-based on AppError without API change.
 
 
-class SigningError(Exception):
+class SigningError(AppError):
     """Base of every error raised by the signing layer: a client error with a stable code."""
 
-    status: int = 400
-    code: str = "SigningError"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    status = 400
+    code = "SigningError"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"

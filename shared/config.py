@@ -295,6 +295,11 @@ VARIABLES: tuple[Variable, ...] = (
     _v("SIGNER_REFRESH_SECONDS", "signer.refresh_before", _integer(60, 21600), "3600",
        "Refresh the signer credentials when less than this remains", "60..21600",
        used_by=SIGNING_FUNCTIONS),
+    _v("FUNCTION_CREDENTIALS_LIFETIME", "signer.function_credentials_lifetime", _integer(900, 129600), "3600",
+       "Seconds the function role's own credentials are assumed to stay valid after they are read, when the "
+       "runtime does not say (FC issues them for 36 h and rotates them, but not when); bounds URLs signed with "
+       "them. ALIBABA_CLOUD_CREDENTIALS_EXPIRATION or context.credentials.expiration, when present, win",
+       "900..129600", used_by=SIGNING_FUNCTIONS),
     # HTTP
     _v("CORS_ALLOWED_ORIGINS", "http.cors_origins", _csv, "",
        "Browser origins allowed to call the HTTP functions (empty: no CORS)", "comma list of origins",
@@ -452,6 +457,7 @@ class SignerSettings:
     role_arn: str
     session_seconds: int
     refresh_before: int
+    function_credentials_lifetime: int
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,463 @@
+"""Runs template.yml locally: each function in its own worker process, with its own environment and
+the credentials of its own template role (assumed on the local STS, so the emulator enforces the
+template's policies), behind HTTP triggers, OSS triggers, timers and an InvokeFunction API.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from local.template import FunctionSpec, Template
+from local.worker import decode_result
+
+ROOT = Path(__file__).resolve().parent.parent
+FUNCTION_CREDENTIAL_SECONDS = 36 * 3600  # FC role credentials last 36 h
+CREDENTIAL_REFRESH_SECONDS = 12 * 3600
+RESERVED_RESPONSE_HEADERS = {"connection", "content-length", "date", "keep-alive", "server", "transfer-encoding"}
+INVOKE_PATH = re.compile(r"^/2023-03-30/functions/([^/]+)/invocations$")
+
+
+class FunctionError(RuntimeError):
+    """The handler raised: FC reports an unhandled function error."""
+
+
+# --- function instances ---------------------------------------------------------------------------
+
+
+class Worker:
+    """A running function instance (one process, one invocation at a time)."""
+
+    def __init__(self, spec: FunctionSpec, env: Mapping[str, str], log: Callable[[str, str], None]):
+        self.spec = spec
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "local.worker", spec.handler],
+            cwd=ROOT, env=dict(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, bufsize=1,
+        )
+        self.lock = threading.Lock()
+        threading.Thread(target=self._forward_logs, args=(log,), daemon=True).start()
+
+    def _forward_logs(self, log: Callable[[str, str], None]) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            log(self.spec.name, line.rstrip("\n"))
+
+    def invoke(self, event: bytes, context: dict[str, Any]) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        request = {"event": base64.b64encode(event).decode(), "context": context}
+        with self.lock:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            line = self.process.stdout.readline()
+        if not line:
+            raise FunctionError(f"{self.spec.name}: instance exited (code {self.process.poll()})")
+        return json.loads(line)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.alive:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+class FunctionPool:
+    """Instances of one function, started on demand up to ``size`` (FC scales out the same way)."""
+
+    def __init__(self, spec: FunctionSpec, env: Mapping[str, str], size: int, log: Callable[[str, str], None]):
+        self.spec, self.env, self.size, self.log = spec, dict(env), size, log
+        self.idle: queue.LifoQueue[Worker] = queue.LifoQueue()
+        self.started = 0
+        self.lock = threading.Lock()
+        self.all: list[Worker] = []
+
+    def acquire(self) -> Worker:
+        with self.lock:
+            if self.idle.empty() and self.started < self.size:
+                self.started += 1
+                worker = Worker(self.spec, self.env, self.log)
+                self.all.append(worker)
+                return worker
+        return self.idle.get()
+
+    def release(self, worker: Worker) -> None:
+        if worker.alive:
+            self.idle.put(worker)
+        else:
+            with self.lock:
+                self.started -= 1
+
+    def stop(self) -> None:
+        for worker in self.all:
+            worker.stop()
+
+
+# --- the gateway ----------------------------------------------------------------------------------
+
+
+@dataclass
+class GatewayConfig:
+    port: int = 9999
+    host: str = "127.0.0.1"
+    instances: int = 2
+    # extra environment per function short name ("token", ...), "*" for every function
+    env_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+    timers: bool = True
+    echo_logs: bool = True
+
+
+@dataclass
+class FunctionCredentials:
+    access_key_id: str
+    access_key_secret: str
+    security_token: str
+    expiration: datetime
+
+
+class Gateway:
+    def __init__(self, template: Template, cloud: Any, config: GatewayConfig):
+        self.template = template
+        self.cloud = cloud
+        self.config = config
+        self.pools: dict[str, FunctionPool] = {}
+        self.credentials: dict[str, FunctionCredentials] = {}
+        self.credentials_lock = threading.Lock()
+        self.async_queue: queue.Queue[tuple[str, bytes, int] | None] = queue.Queue()
+        self.server: ThreadingHTTPServer | None = None
+        self.log_listeners: list[Callable[[str, str], None]] = []
+        self.invocations: list[dict[str, Any]] = []  # async results, for tests and the CLI
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle --
+    def start(self) -> Gateway:
+        self.server = ThreadingHTTPServer((self.config.host, self.config.port), _make_http_handler(self))
+        self.server.daemon_threads = True
+        self.config.port = self.server.server_address[1]
+        for spec in self.template.functions.values():
+            self.pools[spec.name] = FunctionPool(spec, self._environment(spec), self.config.instances, self._log)
+        self._spawn(self.server.serve_forever)
+        self._spawn(self._async_loop)
+        self._subscribe_oss_triggers()
+        if self.config.timers:
+            for trigger in self.template.triggers:
+                if trigger.type == "timer" and trigger.config.get("enable", True):
+                    self._spawn(self._timer_loop, trigger)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.async_queue.put(None)
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+        for pool in self.pools.values():
+            pool.stop()
+
+    def __enter__(self) -> Gateway:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.config.port}"
+
+    def _spawn(self, target: Callable[..., Any], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _log(self, function: str, line: str) -> None:
+        for listener in self.log_listeners:
+            listener(function, line)
+        if self.config.echo_logs:
+            print(f"[{function}] {line}", flush=True)
+
+    # -- environment and credentials --
+    def _environment(self, spec: FunctionSpec) -> dict[str, str]:
+        oss = f"http://{self.cloud.oss_endpoint}"
+        env = {key: value for key, value in os.environ.items() if key in {"PATH", "HOME", "LANG", "TZ", "TMPDIR"}}
+        env.update(spec.environment)
+        env.update({
+            "OSS_ENDPOINT": oss,
+            "OSS_INTERNAL_ENDPOINT": oss,
+            "STS_ENDPOINT": f"http://{self.cloud.sts_endpoint}",
+            "ASYNC_INVOKE_ENDPOINT": self.url,
+            "OSS_ACCOUNT_ID": self.template.account_id,
+            "FC_ACCOUNT_ID": self.template.account_id,
+            "FC_REGION": self.template.region,
+            "FC_FUNCTION_NAME": spec.name,
+            "FC_FUNCTION_HANDLER": spec.handler,
+            "FC_FUNCTION_MEMORY_SIZE": str(spec.memory),
+            "PYTHONPATH": str(ROOT),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        })
+        if spec.environment.get("DOWNLOAD_BASE_URL") is not None:
+            env["DOWNLOAD_BASE_URL"] = self.url if env.get("DOWNLOAD_LINK_SECRET") else ""
+        env.update(self.config.env_overrides.get("*", {}))
+        env.update(self.config.env_overrides.get(spec.short_name, {}))
+        return env
+
+    def function_credentials(self, spec: FunctionSpec) -> FunctionCredentials:
+        """The function role's credentials, issued by the local STS as FC would, refreshed early."""
+        now = datetime.now(timezone.utc)
+        with self.credentials_lock:
+            current = self.credentials.get(spec.name)
+            if current and (current.expiration - now).total_seconds() > CREDENTIAL_REFRESH_SECONDS:
+                return current
+            role = self.template.role_of(spec)
+            if role is None:
+                raise RuntimeError(f"{spec.name} has no role")
+            session = self.cloud.issue_role_session(role.arn, f"fc-{spec.short_name}".replace("_", "-"),
+                                                    FUNCTION_CREDENTIAL_SECONDS)
+            current = FunctionCredentials(session.access_key_id, session.access_key_secret,
+                                          session.security_token, session.expiration)
+            self.credentials[spec.name] = current
+            return current
+
+    def _context(self, spec: FunctionSpec, request_id: str, timeout: int | None) -> dict[str, Any]:
+        creds = self.function_credentials(spec)
+        return {
+            "request_id": request_id,
+            "account_id": self.template.account_id,
+            "region": self.template.region,
+            "credentials": {
+                "access_key_id": creds.access_key_id,
+                "access_key_secret": creds.access_key_secret,
+                "security_token": creds.security_token,
+                "expiration": creds.expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+            "function": {"name": spec.name, "handler": spec.handler, "memory": spec.memory,
+                         "timeout": timeout or spec.timeout},
+        }
+
+    # -- invocation --
+    def invoke(self, function: str, event: bytes, *, request_id: str | None = None,
+               timeout: int | None = None) -> Any:
+        """Synchronous invocation; raises FunctionError when the handler raised."""
+        spec = self.template.function_by_short_name(function)
+        pool = self.pools[spec.name]
+        request_id = request_id or f"1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
+        worker = pool.acquire()
+        try:
+            reply = worker.invoke(event, self._context(spec, request_id, timeout))
+        finally:
+            pool.release(worker)
+        if not reply["ok"]:
+            raise FunctionError(json.dumps(reply["error"]))
+        return decode_result(reply["result"])
+
+    def invoke_async(self, function: str, event: bytes) -> str:
+        request_id = f"1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
+        self.async_queue.put((function, event, 0))
+        return request_id
+
+    def _async_loop(self) -> None:
+        while not self._stop.is_set():
+            item = self.async_queue.get()
+            if item is None:
+                return
+            self._spawn(self._run_async, *item)
+
+    def _run_async(self, function: str, event: bytes, attempt: int) -> None:
+        spec = self.template.function_by_short_name(function)
+        try:
+            result = self.invoke(function, event)
+            self.invocations.append({"function": spec.name, "ok": True, "result": result, "attempt": attempt})
+        except Exception as exc:  # retried as FC retries async invocations
+            retries = self.template.async_retries.get(spec.name, 3)
+            self.invocations.append({"function": spec.name, "ok": False, "error": str(exc), "attempt": attempt})
+            if attempt < retries and not self._stop.is_set():
+                time.sleep(min(0.2 * 2 ** attempt, 2.0))
+                self.async_queue.put((function, event, attempt + 1))
+
+    # -- triggers --
+    def _subscribe_oss_triggers(self) -> None:
+        bucket = self.template.parameters.get("BucketName", "")
+        for trigger in self.template.triggers:
+            if trigger.type != "oss":
+                continue
+            key_filter = trigger.config.get("filter", {}).get("key", {})
+            function = trigger.function
+
+            def deliver(event: Mapping[str, Any], function: str = function) -> None:
+                self.invoke_async(function, json.dumps(event).encode())
+
+            self.cloud.subscribe(deliver, bucket=bucket, prefix=key_filter.get("prefix", ""),
+                                 suffix=key_filter.get("suffix", ""), events=tuple(trigger.config["events"]))
+
+    def _timer_loop(self, trigger: Any) -> None:
+        schedule = TimerSchedule(trigger.config["cronExpression"])
+        while not self._stop.is_set():
+            now = datetime.now(timezone.utc)
+            next_fire = schedule.next_after(now)
+            if self._stop.wait(max(0.0, (next_fire - now).total_seconds())):
+                return
+            event = {"triggerTime": next_fire.strftime("%Y-%m-%dT%H:%M:%SZ"), "triggerName": trigger.name,
+                     "payload": trigger.config.get("payload", "")}
+            self.invoke_async(trigger.function, json.dumps(event).encode())
+
+    # -- HTTP triggers --
+    def route(self, path: str) -> FunctionSpec | None:
+        for route in self.template.routes:
+            if route.path.endswith("/*"):
+                if path.startswith(route.path[:-1]) or path == route.path[:-2]:
+                    return self.template.functions[route.function]
+            elif path == route.path:
+                return self.template.functions[route.function]
+        return None
+
+
+class TimerSchedule:
+    """FC timer expressions: `@every 5m` or six cron fields (seconds first), optional CRON_TZ= prefix."""
+
+    def __init__(self, expression: str):
+        from zoneinfo import ZoneInfo
+
+        self.every: timedelta | None = None
+        self.zone = ZoneInfo("UTC")
+        text = expression.strip()
+        if text.startswith("CRON_TZ="):
+            zone, text = text.split(None, 1)
+            self.zone = ZoneInfo(zone.split("=", 1)[1])
+        match = re.fullmatch(r"@every\s+(\d+)([smh])", text)
+        if match:
+            self.every = timedelta(seconds=int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)])
+        self.cron = text
+
+    def next_after(self, now: datetime) -> datetime:
+        if self.every is not None:
+            return now + self.every
+        from croniter import croniter
+
+        local = now.astimezone(self.zone)
+        return croniter(self.cron, local, second_at_beginning=True).get_next(datetime).astimezone(timezone.utc)
+
+
+def http_event(method: str, raw_path: str, query: list[tuple[str, str]], headers: Mapping[str, str], body: bytes,
+               source_ip: str, account_id: str, request_id: str) -> dict[str, Any]:
+    """The FC 3.0 HTTP trigger event, repeated headers and query keys joined with commas."""
+    joined_query: dict[str, str] = {}
+    for key, value in query:
+        joined_query[key] = f"{joined_query[key]},{value}" if key in joined_query else value
+    try:
+        text_body, is_base64 = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text_body, is_base64 = base64.b64encode(body).decode(), True
+    now = datetime.now(timezone.utc)
+    return {
+        "version": "v1",
+        "rawPath": raw_path,
+        "body": text_body,
+        "isBase64Encoded": is_base64,
+        "headers": dict(headers),
+        "queryParameters": joined_query,
+        "requestContext": {
+            "accountId": account_id,
+            "domainName": "127.0.0.1",
+            "domainPrefix": "local",
+            "http": {"method": method, "path": unquote(raw_path), "protocol": "HTTP/1.1", "sourceIp": source_ip,
+                     "userAgent": headers.get("user-agent", "")},
+            "requestId": request_id,
+            "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "timeEpoch": str(int(now.timestamp() * 1000)),
+        },
+    }
+
+
+def _make_http_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
+    from urllib.parse import parse_qsl
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "local-fc"
+
+        def log_message(self, *_args: Any) -> None:  # the functions log their own access lines
+            return
+
+        def _dispatch(self) -> None:
+            request_id = f"1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            invoke_match = INVOKE_PATH.match(parts.path)
+            if parts.path == "/__health":
+                return self._send(200, {"content-type": "application/json"}, b'{"status":"ok"}')
+            if invoke_match:
+                return self._invoke_api(invoke_match.group(1), body, request_id)
+            spec = gateway.route(unquote(parts.path))
+            if spec is None:
+                return self._send(404, {"content-type": "application/json"},
+                                  json.dumps({"code": "RouteNotFound", "message": "no route for this path",
+                                              "requestId": request_id}).encode())
+            headers: dict[str, str] = {}
+            for key, value in self.headers.items():
+                name = key.lower()
+                headers[name] = f"{headers[name]},{value}" if name in headers else value
+            event = http_event(self.command, parts.path, parse_qsl(parts.query, keep_blank_values=True), headers,
+                               body, self.client_address[0], gateway.template.account_id, request_id)
+            try:
+                result = gateway.invoke(spec.name, json.dumps(event).encode(), request_id=request_id)
+            except FunctionError as exc:
+                return self._send(502, {"content-type": "application/json", "x-fc-request-id": request_id},
+                                  json.dumps({"code": "UnhandledInvocationError", "message": str(exc),
+                                              "requestId": request_id}).encode())
+            self._send_function_response(result, request_id)
+
+        def _invoke_api(self, function: str, body: bytes, request_id: str) -> None:
+            if self.headers.get("x-fc-invocation-type", "").lower() == "async":
+                gateway.invoke_async(function, body)
+                return self._send(202, {"x-fc-request-id": request_id}, b"")
+            try:
+                result = gateway.invoke(function, body, request_id=request_id)
+            except FunctionError as exc:
+                return self._send(200, {"x-fc-error-type": "UnhandledInvocationError"}, str(exc).encode())
+            payload = result if isinstance(result, bytes) else json.dumps(result).encode()
+            self._send(200, {"x-fc-request-id": request_id}, payload)
+
+        def _send_function_response(self, result: Any, request_id: str) -> None:
+            if not isinstance(result, dict) or "statusCode" not in result:
+                payload = result if isinstance(result, bytes) else str(result).encode()
+                return self._send(200, {"x-fc-request-id": request_id}, payload)
+            body = result.get("body") or ""
+            payload = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
+            headers = {k: str(v) for k, v in (result.get("headers") or {}).items()
+                       if k.lower() not in RESERVED_RESPONSE_HEADERS and not k.lower().startswith("x-fc-")}
+            headers["x-fc-request-id"] = request_id
+            self._send(int(result["statusCode"]), headers, payload, head=self.command == "HEAD")
+
+        def _send(self, status: int, headers: Mapping[str, str], payload: bytes, head: bool = False) -> None:
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if not head:
+                self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = do_PATCH = _dispatch
+
+    return Handler

@@ -1,0 +1,248 @@
+"""Reads template.yml (ROS, ALIYUN::FC3::*) into plain specs the local gateway can run.
+
+Only the intrinsic functions the template uses are resolved: Ref (parameters, pseudo parameters,
+resources), Fn::Sub, Fn::GetAtt, Fn::If, Fn::Equals, Fn::Not, Fn::Join. Anything else is an error, so
+a template change that the gateway cannot run faithfully fails loudly instead of running differently.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "template.yml"
+
+
+class TemplateError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    logical_id: str
+    name: str
+    arn: str
+    policies: list[dict[str, Any]]
+    trusted_services: list[str]
+    trusted_principals: list[str]  # RAM principals (role ARNs, account root)
+    max_session_duration: int = 3600
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    name: str
+    handler: str  # dotted module path + "." + callable, e.g. functions.token.handler.handler
+    runtime: str
+    timeout: int
+    memory: int
+    role: str | None  # logical id of the role
+    environment: dict[str, str]
+
+    @property
+    def short_name(self) -> str:
+        """The folder under functions/ (token, sign, download, on_upload, export)."""
+        return self.handler.split(".")[1]
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    logical_id: str
+    function: str  # function name
+    type: str  # http | oss | timer
+    name: str
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    path: str
+    function: str
+    methods: list[str]
+
+
+@dataclass
+class Template:
+    account_id: str
+    region: str
+    parameters: dict[str, str]
+    roles: dict[str, RoleSpec] = field(default_factory=dict)
+    functions: dict[str, FunctionSpec] = field(default_factory=dict)  # by function name
+    triggers: list[TriggerSpec] = field(default_factory=list)
+    routes: list[RouteSpec] = field(default_factory=list)
+    async_retries: dict[str, int] = field(default_factory=dict)  # function name -> max async retries
+
+    def function_by_short_name(self, short: str) -> FunctionSpec:
+        for spec in self.functions.values():
+            if short in (spec.short_name, spec.name, spec.logical_id):
+                return spec
+        raise TemplateError(f"no function {short!r} in the template")
+
+    def role_of(self, function: FunctionSpec) -> RoleSpec | None:
+        return self.roles.get(function.role) if function.role else None
+
+
+def load(
+    path: Path = DEFAULT_TEMPLATE,
+    *,
+    parameters: Mapping[str, str] | None = None,
+    account_id: str = "1234567890123456",
+    region: str = "cn-hangzhou",
+) -> Template:
+    document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    if document.get("ROSTemplateFormatVersion") != "2015-09-01":
+        raise TemplateError("ROSTemplateFormatVersion must be '2015-09-01'")
+    resolver = _Resolver(document, dict(parameters or {}), account_id, region)
+    template = Template(account_id=account_id, region=region, parameters=resolver.parameters)
+    resources: dict[str, Any] = document.get("Resources", {})
+    for logical_id, resource in resources.items():
+        if "Condition" in resource and not resolver.condition(resource["Condition"]):
+            continue
+        kind = resource["Type"]
+        props = resolver.resolve(resource.get("Properties", {}))
+        if kind == "ALIYUN::RAM::Role":
+            template.roles[logical_id] = _role(logical_id, props, account_id)
+        elif kind == "ALIYUN::FC3::Function":
+            spec = FunctionSpec(
+                logical_id=logical_id,
+                name=props["FunctionName"],
+                handler=props["Handler"],
+                runtime=props["Runtime"],
+                timeout=int(props.get("Timeout", 3)),
+                memory=int(props.get("MemorySize", 512)),
+                role=_role_logical_id(resource.get("Properties", {}).get("Role")),
+                environment={k: _env_string(v) for k, v in (props.get("EnvironmentVariables") or {}).items()},
+            )
+            template.functions[spec.name] = spec
+        elif kind == "ALIYUN::FC3::Trigger":
+            template.triggers.append(TriggerSpec(logical_id, props["FunctionName"], props["TriggerType"],
+                                                 props["TriggerName"], props["TriggerConfig"]))
+        elif kind == "ALIYUN::FC3::CustomDomain":
+            for route in props.get("RouteConfig", {}).get("Routes", []):
+                template.routes.append(RouteSpec(route["Path"], route["FunctionName"], route.get("Methods", [])))
+        elif kind == "ALIYUN::FC3::AsyncInvokeConfig":
+            template.async_retries[props["FunctionName"]] = int(props.get("MaxAsyncRetryAttempts", 3))
+        else:
+            raise TemplateError(f"{logical_id}: resource type {kind} is not supported by the local gateway")
+    return template
+
+
+def _env_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _role(logical_id: str, props: Mapping[str, Any], account_id: str) -> RoleSpec:
+    services: list[str] = []
+    principals: list[str] = []
+    for statement in props["AssumeRolePolicyDocument"]["Statement"]:
+        principal = statement.get("Principal", {})
+        services += principal.get("Service", [])
+        principals += principal.get("RAM", [])
+    return RoleSpec(
+        logical_id=logical_id,
+        name=props["RoleName"],
+        arn=_role_arn(account_id, props["RoleName"]),
+        policies=[p["PolicyDocument"] for p in props.get("Policies", [])],
+        trusted_services=services,
+        trusted_principals=principals,
+        max_session_duration=int(props.get("MaxSessionDuration", 3600)),
+    )
+
+
+def _role_arn(account_id: str, role_name: str) -> str:
+    return f"acs:ram::{account_id}:role/{role_name.lower()}"
+
+
+_SUB_RE = re.compile(r"\$\{([^}]+)\}")
+
+
+class _Resolver:
+    def __init__(self, document: Mapping[str, Any], overrides: dict[str, str], account_id: str, region: str):
+        self.document = document
+        self.resources: Mapping[str, Any] = document.get("Resources", {})
+        self.conditions: Mapping[str, Any] = document.get("Conditions", {})
+        self.parameters: dict[str, str] = {}
+        for name, spec in (document.get("Parameters") or {}).items():
+            value = overrides.pop(name, spec.get("Default"))
+            if value is None:
+                raise TemplateError(f"parameter {name} has no default and no value")
+            allowed = spec.get("AllowedValues")
+            if allowed and str(value) not in [str(a) for a in allowed]:
+                raise TemplateError(f"parameter {name}={value!r} is not one of {allowed}")
+            self.parameters[name] = str(value)
+        if overrides:
+            raise TemplateError(f"unknown parameters: {', '.join(sorted(overrides))}")
+        self.pseudo = {"ALIYUN::Region": region, "ALIYUN::AccountId": account_id}
+        self.account_id = account_id
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.conditions[name]))
+
+    def resolve(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [self.resolve(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            (key, arg), = node.items()
+            if key == "Ref":
+                return self._ref(arg)
+            if key == "Fn::Sub":
+                return _SUB_RE.sub(lambda m: str(self._sub_var(m.group(1))), arg)
+            if key == "Fn::GetAtt":
+                return self._get_att(*arg)
+            if key == "Fn::If":
+                name, when_true, when_false = arg
+                return self.resolve(when_true if self.condition(name) else when_false)
+            if key == "Fn::Equals":
+                left, right = (self.resolve(a) for a in arg)
+                return str(left) == str(right)
+            if key == "Fn::Not":
+                return not self.resolve(arg[0] if isinstance(arg, list) else arg)
+            if key == "Fn::Join":
+                separator, items = arg
+                return separator.join(str(i) for i in self.resolve(items))
+            if key.startswith("Fn::"):
+                raise TemplateError(f"intrinsic {key} is not supported by the local gateway")
+        return {key: self.resolve(value) for key, value in node.items()}
+
+    def _ref(self, name: str) -> Any:
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.resources:
+            return name
+        raise TemplateError(f"Ref to unknown name {name!r}")
+
+    def _sub_var(self, name: str) -> Any:
+        if "." in name:
+            return self._get_att(*name.split(".", 1))
+        return self._ref(name)
+
+    def _get_att(self, logical_id: str, attribute: str) -> Any:
+        resource = self.resources.get(logical_id)
+        if resource is None:
+            raise TemplateError(f"Fn::GetAtt to unknown resource {logical_id!r}")
+        props = resource.get("Properties", {})
+        if resource["Type"] == "ALIYUN::RAM::Role" and attribute == "Arn":
+            return _role_arn(self.account_id, props["RoleName"])
+        if attribute == "FunctionName":
+            return self.resolve(props["FunctionName"])
+        if resource["Type"] == "ALIYUN::FC3::Trigger" and attribute in {"UrlInternet", "UrlIntranet"}:
+            return f"http://127.0.0.1/{logical_id}"
+        raise TemplateError(f"Fn::GetAtt {logical_id}.{attribute} is not supported")
+
+
+def _role_logical_id(raw_role: Any) -> str | None:
+    """A function's role, read from the unresolved `Role: {Fn::GetAtt: [X, Arn]}`."""
+    if isinstance(raw_role, dict) and "Fn::GetAtt" in raw_role:
+        return raw_role["Fn::GetAtt"][0]
+    return None

@@ -1,0 +1,323 @@
+"""`python -m local up` and `python -m local invoke`: the local cloud plus the gateway, wired from template.yml."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import secrets
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from local import template as template_module
+from local.cloud import CloudConfig, LocalCloud
+from local.gateway import FunctionError, Gateway, GatewayConfig
+from local.sts import Role
+
+BUCKET = "demo-bucket"
+ACCOUNT_ID = "1234567890123456"
+REGION = "cn-hangzhou"
+DEMO_OBJECTS: dict[str, bytes] = {
+    "exampleobject.txt": b"Hello from exampleobject.txt (the seed's sample object).\n",
+    "exampledir/exampleobject.txt": b"Hello from exampledir/exampleobject.txt.\n",
+    "exampledir/a b+c.txt": b"A key with a space and a plus sign.\n",
+    "exampledir/\u62a5\u544a 2026.txt": "A key with CJK characters: \u62a5\u544a.\n".encode(),
+    "users/demo/hello.txt": b"Hello, demo user (the JWT scope users/{sub}/).\n",
+}
+API_KEY_SCOPE = "exampledir/"
+JWT_SUBJECT = "demo"
+
+
+@dataclass
+class Secrets:
+    """Local-only demo secrets, generated once per data directory so restarts keep working URLs."""
+
+    root_access_key_id: str
+    root_access_key_secret: str
+    api_key: str
+    jwt_secret: str
+    link_secret: str
+    webhook_secret: str
+
+    @classmethod
+    def load(cls, data_dir: Path) -> Secrets:
+        path = data_dir / "local-secrets.json"
+        if path.exists():
+            return cls(**json.loads(path.read_text()))
+        made = cls(
+            root_access_key_id="LTAI" + secrets.token_hex(10),
+            root_access_key_secret=secrets.token_urlsafe(24),
+            api_key="demo-" + secrets.token_urlsafe(18),
+            jwt_secret=secrets.token_urlsafe(32),
+            link_secret=secrets.token_urlsafe(32),
+            webhook_secret=secrets.token_urlsafe(32),
+        )
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(made.__dict__))
+        tmp.replace(path)
+        return made
+
+
+def demo_jwt(secret: str, *, subject: str = JWT_SUBJECT, issuer: str, audience: str, lifetime: int = 86400) -> str:
+    """An HS256 token for the demo caller (local only; production uses the identity provider's keys)."""
+    import jwt
+
+    now = int(time.time())
+    return jwt.encode({"sub": subject, "iss": issuer, "aud": audience, "iat": now, "nbf": now, "exp": now + lifetime},
+                      secret, algorithm="HS256")
+
+
+def template_parameters(auth: str, demo: Secrets, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    parameters = {
+        "BucketName": BUCKET,
+        "AuthMode": auth,
+        "AllowWrite": "true",
+        "ApiDomainName": "localhost",  # turns on the custom-domain routes the gateway serves
+        "DownloadLinkSecret": demo.link_secret,
+        "WebhookSecret": demo.webhook_secret,
+        "CorsAllowedOrigins": "http://localhost:8080,http://127.0.0.1:8080",
+    }
+    if auth == "apikey":
+        digest = hashlib.sha256(demo.api_key.encode()).hexdigest()
+        parameters["ApiKeys"] = json.dumps({digest: {"name": "demo", "scope": API_KEY_SCOPE}})
+    elif auth == "jwt":
+        parameters.update({"JwtAlgorithms": "HS256", "JwtHs256Secret": demo.jwt_secret, "JwtJwksUrl": "",
+                           "JwtIssuer": f"http://127.0.0.1:{port}/"})
+    else:
+        parameters["AnonymousScope"] = API_KEY_SCOPE
+    parameters.update(extra or {})
+    return parameters
+
+
+def emulator_roles(template: template_module.Template) -> list[Role]:
+    """Template roles for the emulator. Roles trusted by a cloud service (fc, oss) are assumed by the gateway,
+    which plays that service with the account's key; RAM principals are kept exactly."""
+    root = f"acs:ram::{template.account_id}:root"
+    return [
+        Role(arn=spec.arn, policies=spec.policies,
+             trust=list(spec.trusted_principals) + ([root] if spec.trusted_services else []),
+             max_session_duration=spec.max_session_duration)
+        for spec in template.roles.values()
+    ]
+
+
+@dataclass
+class Stack:
+    cloud: LocalCloud
+    gateway: Gateway
+    template: template_module.Template
+    secrets: Secrets
+    auth: str
+
+    def stop(self) -> None:
+        self.gateway.stop()
+        self.cloud.stop()
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def start_stack(*, data_dir: Path, auth: str = "apikey", port: int = 9999, oss_port: int = 9000, sts_port: int = 9001,
+                host: str = "127.0.0.1", timers: bool = True, echo_logs: bool = True, instances: int = 2,
+                parameters: dict[str, str] | None = None, env: dict[str, dict[str, str]] | None = None,
+                seed: bool = True) -> Stack:
+    data_dir = Path(data_dir)
+    demo = Secrets.load(data_dir)
+    template = template_module.load(parameters=template_parameters(auth, demo, port, parameters),
+                                    account_id=ACCOUNT_ID, region=REGION)
+    cloud = LocalCloud(CloudConfig(
+        data_dir=data_dir / "cloud", host=host, oss_port=oss_port, sts_port=sts_port, account_id=ACCOUNT_ID,
+        region=REGION, root_keys={demo.root_access_key_id: demo.root_access_key_secret}, buckets=[BUCKET],
+        roles=emulator_roles(template),
+        cors={BUCKET: [{"allowed_origins": ["*"], "allowed_methods": ["GET", "HEAD", "PUT"],
+                        "allowed_headers": ["*"], "expose_headers": ["ETag", "x-oss-request-id"],
+                        "max_age_seconds": 600}]},
+        cnames={"localhost": BUCKET},
+    )).start()
+    gateway = Gateway(template, cloud, GatewayConfig(port=port, host=host, timers=timers, echo_logs=echo_logs,
+                                                     instances=instances, env_overrides=env or {}))
+    try:
+        gateway.start()
+    except Exception:
+        cloud.stop()
+        raise
+    stack = Stack(cloud, gateway, template, demo, auth)
+    if seed:
+        seed_demo_objects(stack)
+    return stack
+
+
+def root_bucket(stack: Stack) -> Any:
+    """An oss2 client with the account's key, for seeding and for tests (oss2 is a dev dependency)."""
+    import oss2
+
+    auth = oss2.AuthV4(stack.secrets.root_access_key_id, stack.secrets.root_access_key_secret)
+    return oss2.Bucket(auth, f"http://{stack.cloud.oss_endpoint}", BUCKET, region=REGION)
+
+
+def seed_demo_objects(stack: Stack) -> None:
+    bucket = root_bucket(stack)
+    for key, body in DEMO_OBJECTS.items():
+        bucket.put_object(key, body, headers={"Content-Type": "text/plain; charset=utf-8"})
+
+
+def caller_headers(stack: Stack) -> dict[str, str]:
+    if stack.auth == "apikey":
+        return {"X-Api-Key": stack.secrets.api_key}
+    if stack.auth == "jwt":
+        token = demo_jwt(stack.secrets.jwt_secret, issuer=f"http://127.0.0.1:{stack.gateway.config.port}/",
+                         audience=stack.template.parameters["JwtAudience"])
+        return {"Authorization": f"Bearer {token}"}
+    return {}
+
+
+def banner(stack: Stack) -> str:
+    url = stack.gateway.url
+    headers = caller_headers(stack)
+    header_flag = " ".join(f"-H '{k}: {v}'" for k, v in headers.items())
+    scope = API_KEY_SCOPE if stack.auth != "jwt" else f"users/{JWT_SUBJECT}/"
+    key = "exampledir/exampleobject.txt" if stack.auth != "jwt" else "users/demo/hello.txt"
+    lines = [
+        "Local cloud is up (Ctrl-C to stop).",
+        f"  gateway (custom-domain routes /sts /sign /download/*): {url}",
+        f"  OSS emulator:  http://{stack.cloud.oss_endpoint}   bucket {BUCKET}  region {REGION}",
+        f"  STS emulator:  http://{stack.cloud.sts_endpoint}",
+        f"  account key (local only): {stack.secrets.root_access_key_id} / {stack.secrets.root_access_key_secret}",
+        f"  caller auth: {stack.auth}; caller scope: {scope}",
+    ]
+    for name, value in headers.items():
+        lines.append(f"  {name}: {value}")
+    lines += [
+        "",
+        "Try:",
+        f"  curl -s {header_flag} -X POST {url}/sts",
+        f"  curl -s {header_flag} '{url}/sign?key={key}&expires=600'",
+        f"  curl -s {header_flag} -X POST {url}/sign -H 'content-type: application/json' "
+        f"-d '{{\"keys\": [\"{key}\", \"{scope}missing.txt\"]}}'",
+        f"  curl -sL {header_flag} {url}/download/{key}",
+        "  python -m local invoke export --event events/export.json",
+    ]
+    return "\n".join(lines)
+
+
+def up(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local up", description=__doc__)
+    parser.add_argument("--port", type=int, default=9999, help="gateway port (HTTP triggers)")
+    parser.add_argument("--oss-port", type=int, default=9000)
+    parser.add_argument("--sts-port", type=int, default=9001)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--data", type=Path, default=Path(".local-data"), help="data directory")
+    parser.add_argument("--auth", choices=["apikey", "jwt", "none"], default="apikey", help="caller authentication")
+    parser.add_argument("--no-timers", action="store_true", help="do not fire timer triggers")
+    args = parser.parse_args(argv)
+    stack = start_stack(data_dir=args.data, auth=args.auth, port=args.port, oss_port=args.oss_port,
+                        sts_port=args.sts_port, host=args.host, timers=not args.no_timers)
+    print(banner(stack), flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopping", flush=True)
+    finally:
+        stack.stop()
+    return 0
+
+
+def invoke(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local invoke", description="invoke a function once")
+    parser.add_argument("function", help="token, sign, download, on_upload or export")
+    parser.add_argument("--event", type=Path, help="event file (default: events/<function>.json)")
+    parser.add_argument("--async", dest="is_async", action="store_true", help="asynchronous invocation")
+    parser.add_argument("--gateway", default="http://127.0.0.1:9999", help="a running `local up` to use")
+    parser.add_argument("--data", type=Path, default=Path(".local-data"))
+    parser.add_argument("--auth", choices=["apikey", "jwt", "none"], default="apikey")
+    parser.add_argument("--timeout", type=int, help="override the function's timeout (seconds)")
+    args = parser.parse_args(argv)
+    event_path = args.event or Path("events") / f"{args.function}.json"
+    event = event_path.read_bytes()
+    spec = template_module.load().function_by_short_name(args.function)
+    if _gateway_alive(args.gateway):
+        request = urllib.request.Request(  # noqa: S310 - a loopback URL given by the user
+            f"{args.gateway}/2023-03-30/functions/{spec.name}/invocations", data=event, method="POST",
+            headers={"x-fc-invocation-type": "Async" if args.is_async else "Sync"})
+        with urllib.request.urlopen(request, timeout=max(60, spec.timeout + 10)) as response:  # noqa: S310
+            print(response.read().decode(errors="replace") or f"accepted ({response.status})")
+        return 0
+    progress = _Progress() if sys.stderr.isatty() else None
+    with start_stack(data_dir=args.data, auth=args.auth, port=0, oss_port=0, sts_port=0, timers=False,
+                     echo_logs=progress is None) as stack:
+        if progress:
+            stack.gateway.log_listeners.append(progress.feed)
+        try:
+            if args.is_async:
+                stack.gateway.invoke_async(spec.name, event)
+                _wait_async(stack.gateway, spec.name)
+                result = stack.gateway.invocations[-1]
+            else:
+                result = stack.gateway.invoke(spec.name, event, timeout=args.timeout)
+        except FunctionError as exc:
+            print(f"function error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            if progress:
+                progress.close()
+        print(json.dumps(result, indent=2, ensure_ascii=False, default=_bytes_as_text))
+    return 0
+
+
+def _bytes_as_text(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return str(value)
+
+
+def _wait_async(gateway: Gateway, function: str, timeout: float = 3600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if gateway.async_queue.empty() and any(i["function"] == function for i in gateway.invocations):
+            last = gateway.invocations[-1]
+            if last["ok"] or last["attempt"] >= gateway.template.async_retries.get(function, 3):
+                return
+        time.sleep(0.1)
+
+
+def _gateway_alive(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/__health", timeout=0.5) as response:  # noqa: S310 - loopback
+            return response.status == 200
+    except OSError:
+        return False
+
+
+class _Progress:
+    """A terminal progress bar fed by the export's `export.progress` log lines."""
+
+    def __init__(self) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(unit=" rows", dynamic_ncols=True)
+
+    def feed(self, _function: str, line: str) -> None:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            self.bar.write(line)
+            return
+        if record.get("event") == "export.progress":
+            self.bar.n = int(record.get("rows", 0))
+            self.bar.set_postfix(listed=record.get("listed"), refresh=False)
+            self.bar.refresh()
+        elif record.get("level") in {"warning", "error"} or record.get("event", "").startswith("export."):
+            self.bar.write(line)
+
+    def close(self) -> None:
+        self.bar.close()

@@ -1,0 +1,105 @@
+"""One function instance: a process that imports one handler and runs invocations sent by the gateway.
+
+Like a Function Compute instance, each function runs in its own process with its own environment
+variables and module state, so cold starts are real and functions cannot see each other's settings.
+Protocol: one JSON line per invocation on stdin, one JSON line per result on the original stdout
+(everything the handler prints or logs goes to stderr, which the gateway forwards).
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Credentials:
+    access_key_id: str
+    access_key_secret: str = field(repr=False)
+    security_token: str = field(repr=False)
+    expiration: str | None = None  # ISO 8601; not in FC's own context, read when present
+
+
+@dataclass
+class FunctionMeta:
+    name: str
+    handler: str
+    memory: int
+    timeout: int
+
+
+@dataclass
+class ServiceMeta:
+    log_project: str = ""
+    log_store: str = ""
+    qualifier: str = "LATEST"
+    version_id: str = ""
+
+
+@dataclass
+class Context:
+    """The FC 3.0 python3.10 context object, as the runtime passes it."""
+
+    request_id: str
+    account_id: str
+    region: str
+    credentials: Credentials
+    function: FunctionMeta
+    service: ServiceMeta
+
+
+def build_context(data: dict[str, Any]) -> Context:
+    return Context(
+        request_id=data["request_id"],
+        account_id=data["account_id"],
+        region=data["region"],
+        credentials=Credentials(**data["credentials"]),
+        function=FunctionMeta(**data["function"]),
+        service=ServiceMeta(),
+    )
+
+
+def encode_result(result: Any) -> Any:
+    if isinstance(result, (bytes, bytearray)):
+        return {"__bytes__": base64.b64encode(bytes(result)).decode()}
+    return result
+
+
+def decode_result(result: Any) -> Any:
+    if isinstance(result, dict) and set(result) == {"__bytes__"}:
+        return base64.b64decode(result["__bytes__"])
+    return result
+
+
+def main() -> None:
+    handler_path = sys.argv[1]
+    module_name, _, function_name = handler_path.rpartition(".")
+    protocol_out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)  # the handler's prints and logs go to stderr
+    sys.stdout = sys.stderr
+    handler = None
+    for line in sys.stdin:
+        request = json.loads(line)
+        started = time.perf_counter()
+        try:
+            if handler is None:  # imported on the first invocation: a real cold start
+                handler = getattr(importlib.import_module(module_name), function_name)
+            event = base64.b64decode(request["event"])
+            result = handler(event, build_context(request["context"]))
+            reply = {"ok": True, "result": encode_result(result)}
+        except Exception as exc:  # an unhandled function error, reported like FC does
+            traceback.print_exc()
+            reply = {"ok": False, "error": {"errorType": type(exc).__name__, "errorMessage": str(exc)[:500]}}
+        reply["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        protocol_out.write(json.dumps(reply, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -300,7 +300,20 @@ _ERROR_MESSAGES = {
     "ServiceUnavailable": "The request has failed due to a temporary failure of the server.",
 }
 
-_SIGNATURE_MISMATCH = StsError(400, "SignatureDoesNotMatch", "Specified signature is not matched with our calculation.")
+
+def _signature_mismatch(string_to_sign: str, security_token: str | None) -> StsError:
+    # Like the real service, tell the caller what the server signed (aliyun-python-sdk-core compares
+    # it with its own to report InvalidAccessKeySecret); a security token inside it is masked.
+    shown = string_to_sign
+    if security_token:
+        shown = shown.replace(_percent_encode(_percent_encode(security_token)), "***")
+    return StsError(
+        400,
+        "SignatureDoesNotMatch",
+        f"Specified signature is not matched with our calculation. server string to sign is:{shown}",
+    )
+
+
 _NO_PERMISSION = "You are not authorized to do this action. You should be authorized by RAM."
 
 
@@ -581,7 +594,7 @@ class StsService:
             expected = hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha256).hexdigest()
             body_ok = hmac.compare_digest(hashlib.sha256(body).hexdigest(), payload_hash.lower())
             if not (hmac.compare_digest(expected, signature.lower()) and body_ok):
-                raise _SIGNATURE_MISMATCH
+                raise _signature_mismatch(string_to_sign, None)
 
         verify()
         params = dict(query_pairs)
@@ -607,10 +620,11 @@ class StsService:
         if params.get("SignatureMethod") != "HMAC-SHA1" or params.get("SignatureVersion") != "1.0":
             raise StsError(400, "InvalidParameter", "Only SignatureMethod HMAC-SHA1 with SignatureVersion 1.0.")
         secret = self._secret_for(params["AccessKeyId"])
-        digest = hmac.new((secret + "&").encode(), _rpc_string_to_sign(method, params).encode(), hashlib.sha1)
+        string_to_sign = _rpc_string_to_sign(method, params)
+        digest = hmac.new((secret + "&").encode(), string_to_sign.encode(), hashlib.sha1)
         expected = base64.b64encode(digest.digest()).decode()
         if not hmac.compare_digest(expected.encode(), params["Signature"].encode()):
-            raise _SIGNATURE_MISMATCH
+            raise _signature_mismatch(string_to_sign, params.get("SecurityToken"))
         return _Request(
             form="rpc",
             access_key_id=params["AccessKeyId"],

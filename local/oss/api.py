@@ -1,0 +1,743 @@
+"""OSS operations: routing a verified request to bucket/object/multipart logic.
+
+Transport-free: a ``Call`` (what was received) becomes a ``Reply`` (status, headers, bytes or a file
+range to stream). Authentication happens here too (through ``Verifier``), then the policy check for
+the action the operation maps to, then the operation.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, BinaryIO
+from urllib.parse import quote, unquote
+
+from local import iam
+from local.oss import cors, listing
+from local.oss.auth import ANONYMOUS, IncomingRequest, Principal, Verifier
+from local.oss.errors import OssError, access_denied, invalid_argument
+from local.oss.events import EventDispatcher, ObjectEvent
+from local.oss.storage import ObjectRecord, Storage, UploadRecord, WrittenBlob
+from local.oss.xmlutil import child_text, element, http_date, iso8601, parse_xml
+
+MAX_OBJECT_SIZE = 5 * 1024**3
+MIN_PART_SIZE = 100 * 1024
+MAX_PART_NUMBER = 10000
+TRAFFIC_LIMIT_RANGE = (819200, 838860800)
+STORED_HEADERS = ("content-disposition", "cache-control", "content-encoding", "content-language", "expires")
+RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+POLICY_DENIED = "Access denied by authorizer's policy."
+XML = {"Content-Type": "application/xml"}
+
+
+class BodyReader:
+    """The request body, read at most once, in chunks (Content-Length or chunked)."""
+
+    def __init__(self, chunks: Callable[[], Iterator[bytes]], length: int | None, chunked: bool) -> None:
+        self._chunks = chunks
+        self.length = length
+        self.chunked = chunked
+        self.consumed = length in (None, 0) and not chunked
+
+    def chunks(self) -> Iterator[bytes]:
+        self.consumed = True
+        return self._chunks()
+
+    def read_all(self, limit: int) -> bytes:
+        if self.length is not None and self.length > limit:
+            raise OssError(400, "EntityTooLarge")
+        data = bytearray()
+        for chunk in self.chunks():
+            data += chunk
+            if len(data) > limit:
+                raise OssError(400, "EntityTooLarge")
+        return bytes(data)
+
+
+@dataclass
+class Call:
+    method: str
+    bucket: str | None
+    key: str | None
+    query: list[tuple[str, str]]
+    headers: dict[str, list[str]]
+    client_ip: str
+    host: str
+    request_id: str
+    body: BodyReader
+    params: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.params = dict(self.query)
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(name)
+        return values[0] if values else None
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    file: tuple[BinaryIO, int, int] | None = None  # open blob, offset, length: streamed by the server
+
+
+@dataclass
+class OssApi:
+    storage: Storage
+    verifier: Verifier
+    dispatcher: EventDispatcher
+    account_id: str
+    region: str
+    clock: Callable[[], float]
+
+    # -- entry point -------------------------------------------------------------------------
+    def handle(self, call: Call) -> Reply:
+        if call.method == "OPTIONS":
+            return self._preflight(call)
+        principal = self.verifier.authenticate(
+            IncomingRequest(call.method, call.bucket, call.key, call.query, call.headers, call.client_ip)
+        )
+        if call.bucket is None:
+            if call.method != "GET":
+                raise OssError(405, "MethodNotAllowed", Method=call.method, ResourceType="Service")
+            return self._list_buckets(call, principal)
+        if call.method == "PUT" and not call.key and not _subresources(call):
+            return self._put_bucket(call, principal)
+        bucket = self.storage.bucket(call.bucket)
+        if bucket is None:
+            raise OssError(404, "NoSuchBucket", BucketName=call.bucket)
+        reply = self._bucket_op(call, principal, bucket) if not call.key else self._object_op(call, principal, bucket)
+        reply.headers.update(cors.actual_headers(bucket["cors"], call.header("origin"), call.method))
+        return reply
+
+    # -- authorization -----------------------------------------------------------------------
+    def _resource(self, bucket: str, key: str | None = None) -> str:
+        base = f"acs:oss:*:{self.account_id}:{bucket}"
+        return base if key is None else f"{base}/{key}"
+
+    def _authorize(self, call: Call, principal: Principal, bucket: Mapping[str, Any] | None, action: str,
+                   resource: str, extra_context: Mapping[str, str] | None = None) -> None:
+        if principal.kind == "root":
+            return
+        if principal.kind == "anonymous":
+            public = bucket is not None and bucket.get("public_read")
+            if public and action in ("oss:GetObject", "oss:ListObjects") and call.method in ("GET", "HEAD"):
+                return
+            raise access_denied("You have no right to access this object because of bucket acl.")
+        session = principal.session
+        assert session is not None
+        context: dict[str, str] = {
+            "acs:SourceIp": call.client_ip,
+            "acs:SecureTransport": "false",
+            "acs:CurrentTime": datetime.fromtimestamp(self.clock(), tz=timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"),
+        }
+        if extra_context:
+            context.update(extra_context)
+        if not iam.is_allowed(session.role_policies, session.session_policy, action, resource, context):
+            raise access_denied(POLICY_DENIED)
+
+    # -- service and buckets -----------------------------------------------------------------
+    def _list_buckets(self, call: Call, principal: Principal) -> Reply:
+        self._authorize(call, principal, None, "oss:ListBuckets", f"acs:oss:*:{self.account_id}:*")
+        out = ['<?xml version="1.0" encoding="UTF-8"?>\n<ListAllMyBucketsResult>',
+               f"<Owner>{element('ID', self.account_id)}{element('DisplayName', self.account_id)}</Owner>",
+               "<Buckets>"]
+        for bucket in self.storage.buckets():
+            out.append("<Bucket>" + "".join([
+                element("CreationDate", iso8601(bucket["created"])),
+                element("ExtranetEndpoint", call.host), element("IntranetEndpoint", call.host),
+                element("Location", f"oss-{self.region}"), element("Name", bucket["name"]),
+                element("Region", self.region), element("StorageClass", "Standard"),
+            ]) + "</Bucket>")
+        out.append("</Buckets></ListAllMyBucketsResult>")
+        return Reply(200, dict(XML), "".join(out).encode())
+
+    def _put_bucket(self, call: Call, principal: Principal) -> Reply:
+        assert call.bucket is not None
+        self._authorize(call, principal, None, "oss:PutBucket", self._resource(call.bucket))
+        if not BUCKET_NAME.match(call.bucket):
+            raise OssError(400, "InvalidBucketName", BucketName=call.bucket)
+        call.body.read_all(64 * 1024)  # CreateBucketConfiguration: storage class etc. are not modelled
+        acl = call.header("x-oss-acl") or "private"
+        if acl not in ("private", "public-read", "public-read-write"):
+            raise invalid_argument("no such bucket access control exists", ArgumentName="x-oss-acl")
+        self.storage.create_bucket(call.bucket, public_read=acl != "private")
+        return Reply(200, {"Location": f"/{call.bucket}"})
+
+    def _bucket_op(self, call: Call, principal: Principal, bucket: Mapping[str, Any]) -> Reply:
+        name = bucket["name"]
+        names = set(call.params)
+        method = call.method
+        if "cors" in names:
+            action = {"GET": "oss:GetBucketCors", "PUT": "oss:PutBucketCors", "DELETE": "oss:DeleteBucketCors"}
+            if method not in action:
+                raise OssError(405, "MethodNotAllowed", Method=method, ResourceType="Bucket")
+            self._authorize(call, principal, bucket, action[method], self._resource(name))
+            if method == "GET":
+                if not bucket["cors"]:
+                    raise OssError(404, "NoSuchCORSConfiguration", BucketName=name)
+                return Reply(200, dict(XML), cors.cors_xml(bucket["cors"]))
+            if method == "PUT":
+                self.storage.set_cors(name, cors.parse_cors_xml(call.body.read_all(64 * 1024)))
+                return Reply(200)
+            self.storage.set_cors(name, [])
+            return Reply(204)
+        if method == "GET" and "bucketInfo" in names:
+            self._authorize(call, principal, bucket, "oss:GetBucketInfo", self._resource(name))
+            return Reply(200, dict(XML), self._bucket_info(call, bucket))
+        if method == "GET" and "location" in names:
+            self._authorize(call, principal, bucket, "oss:GetBucketLocation", self._resource(name))
+            body = f'<?xml version="1.0" encoding="UTF-8"?>\n{element("LocationConstraint", "oss-" + self.region)}'
+            return Reply(200, dict(XML), body.encode())
+        if method == "GET" and "acl" in names:
+            self._authorize(call, principal, bucket, "oss:GetBucketAcl", self._resource(name))
+            grant = "public-read" if bucket["public_read"] else "private"
+            body = ('<?xml version="1.0" encoding="UTF-8"?>\n<AccessControlPolicy>'
+                    f"<Owner>{element('ID', self.account_id)}{element('DisplayName', self.account_id)}</Owner>"
+                    f"<AccessControlList>{element('Grant', grant)}</AccessControlList></AccessControlPolicy>")
+            return Reply(200, dict(XML), body.encode())
+        if method == "GET" and "uploads" in names:
+            self._authorize(call, principal, bucket, "oss:ListMultipartUploads", self._resource(name))
+            return Reply(200, dict(XML), self._list_uploads(call, name))
+        if method == "POST" and "delete" in names:
+            return self._delete_multiple(call, principal, bucket)
+        if _subresources(call):
+            raise OssError(501, "NotImplemented", "This sub-resource is not supported by the local emulator.")
+        if method == "GET":
+            context = {"oss:Prefix": call.params.get("prefix", ""), "oss:Delimiter": call.params.get("delimiter", "")}
+            self._authorize(call, principal, bucket, "oss:ListObjects", self._resource(name), context)
+            return Reply(200, dict(XML), listing.list_objects_xml(self.storage, name, call.params, self.account_id))
+        if method == "HEAD":
+            self._authorize(call, principal, bucket, "oss:GetBucketInfo", self._resource(name))
+            return Reply(200)
+        if method == "DELETE":
+            self._authorize(call, principal, bucket, "oss:DeleteBucket", self._resource(name))
+            if not self.storage.bucket_is_empty(name):
+                raise OssError(409, "BucketNotEmpty", BucketName=name)
+            self.storage.delete_bucket(name)
+            return Reply(204)
+        raise OssError(405, "MethodNotAllowed", Method=method, ResourceType="Bucket")
+
+    def _bucket_info(self, call: Call, bucket: Mapping[str, Any]) -> bytes:
+        grant = "public-read" if bucket["public_read"] else "private"
+        inner = "".join([
+            element("AccessMonitor", "Disabled"), element("CreationDate", iso8601(bucket["created"])),
+            element("CrossRegionReplication", "Disabled"), element("DataRedundancyType", "LRS"),
+            element("ExtranetEndpoint", call.host), element("IntranetEndpoint", call.host),
+            element("Location", f"oss-{self.region}"), element("Name", bucket["name"]),
+            element("Region", self.region), element("StorageClass", "Standard"),
+            element("TransferAcceleration", "Disabled"),
+            f"<Owner>{element('DisplayName', self.account_id)}{element('ID', self.account_id)}</Owner>",
+            f"<AccessControlList>{element('Grant', grant)}</AccessControlList>",
+            "<ServerSideEncryptionRule><SSEAlgorithm>None</SSEAlgorithm></ServerSideEncryptionRule>",
+            "<BucketPolicy><LogBucket></LogBucket><LogPrefix></LogPrefix></BucketPolicy>",
+        ])
+        return f'<?xml version="1.0" encoding="UTF-8"?>\n<BucketInfo><Bucket>{inner}</Bucket></BucketInfo>'.encode()
+
+    def _list_uploads(self, call: Call, bucket: str) -> bytes:
+        encode = call.params.get("encoding-type") == "url"
+        out = ['<?xml version="1.0" encoding="UTF-8"?>\n<ListMultipartUploadsResult>', element("Bucket", bucket),
+               element("KeyMarker", ""), element("UploadIdMarker", ""), element("NextKeyMarker", ""),
+               element("NextUploadIdMarker", ""), element("Delimiter", ""), element("Prefix", ""),
+               element("MaxUploads", "1000"), element("IsTruncated", "false")]
+        if encode:
+            out.append(element("EncodingType", "url"))
+        prefix = call.params.get("prefix", "")
+        for upload in self.storage.list_uploads(bucket):
+            if not upload.key.startswith(prefix):
+                continue
+            key = quote(upload.key, safe="") if encode else upload.key
+            out.append(f"<Upload>{element('Key', key)}{element('UploadId', upload.upload_id)}"
+                       f"{element('Initiated', iso8601(upload.initiated))}</Upload>")
+        out.append("</ListMultipartUploadsResult>")
+        return "".join(out).encode()
+
+    def _delete_multiple(self, call: Call, principal: Principal, bucket: Mapping[str, Any]) -> Reply:
+        body = call.body.read_all(2 * 1024 * 1024)
+        _check_content_md5(call.header("content-md5"), hashlib.md5(body).digest())  # noqa: S324
+        root = parse_xml(body)
+        if root.tag != "Delete":
+            raise OssError(400, "MalformedXML")
+        quiet = child_text(root, "Quiet", "false").lower() == "true"
+        keys = [child_text(node, "Key") for node in root.findall("Object")]
+        if not keys or len(keys) > 1000 or any(k == "" for k in keys):
+            raise OssError(400, "MalformedXML")
+        for key in keys:
+            self._authorize(call, principal, bucket, "oss:DeleteObject", self._resource(bucket["name"], key))
+        encode = call.params.get("encoding-type") == "url"
+        out = ['<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult>']
+        if encode:
+            out.append(element("EncodingType", "url"))
+        for key in keys:
+            self.storage.delete_object(bucket["name"], key)
+            if not quiet:
+                out.append(f"<Deleted>{element('Key', quote(key, safe='') if encode else key)}</Deleted>")
+        out.append("</DeleteResult>")
+        return Reply(200, dict(XML), "".join(out).encode())
+
+    # -- objects -----------------------------------------------------------------------------
+    def _object_op(self, call: Call, principal: Principal, bucket: Mapping[str, Any]) -> Reply:
+        key = call.key
+        assert key is not None
+        names = set(call.params)
+        method = call.method
+        resource = self._resource(bucket["name"], key)
+        _validate_key(key)
+        if method == "POST" and "uploads" in names:
+            self._authorize(call, principal, bucket, "oss:PutObject", resource)
+            return self._initiate_upload(call, bucket["name"], key)
+        if method == "POST" and "uploadId" in names:
+            self._authorize(call, principal, bucket, "oss:PutObject", resource)
+            return self._complete_upload(call, principal, bucket["name"], key)
+        if method == "PUT" and "uploadId" in names and "partNumber" in names:
+            self._authorize(call, principal, bucket, "oss:PutObject", resource)
+            return self._upload_part(call, bucket["name"], key)
+        if method == "DELETE" and "uploadId" in names:
+            self._authorize(call, principal, bucket, "oss:AbortMultipartUpload", resource)
+            upload = self._upload(call.params["uploadId"], bucket["name"], key)
+            self.storage.finish_upload(upload.upload_id, None)
+            return Reply(204)
+        if method == "GET" and "uploadId" in names:
+            self._authorize(call, principal, bucket, "oss:ListParts", resource)
+            return self._list_parts(call, bucket["name"], key)
+        if method == "HEAD" and "objectMeta" in names:
+            self._authorize(call, principal, bucket, "oss:GetObject", resource)
+            record = self._existing(bucket["name"], key)
+            return Reply(200, {"ETag": f'"{record.etag}"', "Content-Length": str(record.size),
+                               "Last-Modified": http_date(record.last_modified)})
+        if _subresources(call) - {"uploadId", "partNumber"}:
+            raise OssError(501, "NotImplemented", "This sub-resource is not supported by the local emulator.")
+        if method in ("GET", "HEAD"):
+            self._authorize(call, principal, bucket, "oss:GetObject", resource)
+            return self._get_object(call, bucket["name"], key)
+        if method == "PUT" and call.header("x-oss-copy-source") is not None:
+            return self._copy_object(call, principal, bucket, key)
+        if method == "PUT":
+            self._authorize(call, principal, bucket, "oss:PutObject", resource)
+            return self._put_object(call, principal, bucket["name"], key)
+        if method == "DELETE":
+            self._authorize(call, principal, bucket, "oss:DeleteObject", resource)
+            self.storage.delete_object(bucket["name"], key)
+            return Reply(204)
+        raise OssError(405, "MethodNotAllowed", Method=method, ResourceType="Object")
+
+    def _existing(self, bucket: str, key: str) -> ObjectRecord:
+        record = self.storage.get_object(bucket, key)
+        if record is None:
+            raise OssError(404, "NoSuchKey", Key=key)
+        return record
+
+    def _receive(self, call: Call, limit: int) -> WrittenBlob:
+        """Stream the body into a blob, checking size, traffic limit and Content-MD5."""
+        if call.body.length is None and not call.body.chunked:
+            raise OssError(411, "MissingContentLength")
+        if call.body.length is not None and call.body.length > limit:
+            raise OssError(400, "EntityTooLarge")
+        _check_traffic_limit(call.header("x-oss-traffic-limit"))
+        expected_md5 = _decode_content_md5(call.header("content-md5"))
+        blob = self.storage.write_blob(_capped(call.body.chunks(), limit))
+        if expected_md5 is not None and blob.md5 != expected_md5:
+            self.storage.discard_blob(blob.path)
+            raise OssError(400, "BadDigest", ExpectedMD5=call.header("content-md5") or "",
+                           CalculatedMD5=blob.content_md5)
+        return blob
+
+    def _put_object(self, call: Call, principal: Principal, bucket: str, key: str) -> Reply:
+        existing = self.storage.get_object(bucket, key)
+        if existing is not None and (call.header("x-oss-forbid-overwrite") or "").lower() == "true":
+            raise OssError(409, "FileAlreadyExists", "The object you specified already exists and can not be "
+                                                      "overwritten.")
+        blob = self._receive(call, MAX_OBJECT_SIZE)
+        record = ObjectRecord(bucket, key, blob.size, blob.etag, self.clock(),
+                              call.header("content-type") or "application/octet-stream",
+                              _metadata_from(call.headers), blob.path)
+        delta = self.storage.put_object(record)
+        self._publish("ObjectCreated:PutObject", call, principal, record, delta)
+        return Reply(200, {"ETag": f'"{blob.etag}"', "Content-MD5": blob.content_md5})
+
+    def _copy_object(self, call: Call, principal: Principal, bucket: Mapping[str, Any], key: str) -> Reply:
+        source_bucket, source_key = _parse_copy_source(call.header("x-oss-copy-source") or "")
+        src_bucket = self.storage.bucket(source_bucket)
+        if src_bucket is None:
+            raise OssError(404, "NoSuchBucket", BucketName=source_bucket)
+        self._authorize(call, principal, src_bucket, "oss:GetObject", self._resource(source_bucket, source_key))
+        self._authorize(call, principal, bucket, "oss:PutObject", self._resource(bucket["name"], key))
+        call.body.read_all(0)
+        source = self._existing(source_bucket, source_key)
+        _check_conditions(source, {
+            "if-match": call.header("x-oss-copy-source-if-match"),
+            "if-none-match": call.header("x-oss-copy-source-if-none-match"),
+            "if-modified-since": call.header("x-oss-copy-source-if-modified-since"),
+            "if-unmodified-since": call.header("x-oss-copy-source-if-unmodified-since"),
+        }, copy=True)
+        directive = (call.header("x-oss-metadata-directive") or "COPY").upper()
+        if directive not in ("COPY", "REPLACE"):
+            raise invalid_argument("Invalid x-oss-metadata-directive.", ArgumentName="x-oss-metadata-directive")
+        if directive == "COPY":
+            content_type, metadata = source.content_type, dict(source.metadata)
+        else:
+            content_type = call.header("content-type") or "application/octet-stream"
+            metadata = _metadata_from(call.headers)
+        if (source_bucket, source_key) == (bucket["name"], key):
+            path = source.path
+        else:
+            path = self.storage.copy_blob(source.path)
+        record = ObjectRecord(bucket["name"], key, source.size, source.etag, self.clock(), content_type,
+                              metadata, path, source.object_type)
+        delta = self.storage.put_object(record)
+        self._publish("ObjectCreated:CopyObject", call, principal, record, delta)
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<CopyObjectResult>'
+                f'{element("ETag", chr(34) + record.etag + chr(34))}'
+                f'{element("LastModified", iso8601(record.last_modified))}</CopyObjectResult>')
+        return Reply(200, {**XML, "ETag": f'"{record.etag}"'}, body.encode())
+
+    def _open_current(self, bucket: str, key: str) -> tuple[ObjectRecord, BinaryIO]:
+        """The record and its open blob; an overwrite between the two reads is retried (the open file
+        stays readable after a later overwrite unlinks it)."""
+        for _ in range(5):
+            record = self._existing(bucket, key)
+            try:
+                return record, open(self.storage.blob_file(record.path), "rb")
+            except FileNotFoundError:
+                continue
+        raise OssError(503, "ServiceUnavailable", "The object is being overwritten, retry.")
+
+    def _get_object(self, call: Call, bucket: str, key: str) -> Reply:
+        record, blob = self._open_current(bucket, key)
+        try:
+            return self._object_reply(call, record, blob)
+        except BaseException:
+            blob.close()
+            raise
+
+    def _object_reply(self, call: Call, record: ObjectRecord, blob: BinaryIO) -> Reply:
+        _check_traffic_limit(call.params.get("x-oss-traffic-limit") or call.header("x-oss-traffic-limit"))
+        headers = {
+            "Content-Type": record.content_type,
+            "ETag": f'"{record.etag}"',
+            "Last-Modified": http_date(record.last_modified),
+            "Accept-Ranges": "bytes",
+            "x-oss-object-type": record.object_type,
+            "x-oss-storage-class": "Standard",
+        }
+        for name, value in record.metadata.items():
+            headers[_header_case(name)] = value
+        not_modified = _check_conditions(record, {
+            "if-match": call.header("if-match"), "if-none-match": call.header("if-none-match"),
+            "if-modified-since": call.header("if-modified-since"),
+            "if-unmodified-since": call.header("if-unmodified-since"),
+        })
+        if not_modified:
+            blob.close()
+            return Reply(304, {"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]})
+        for param, header in RESPONSE_OVERRIDES.items():
+            if param in call.params:
+                headers[header] = call.params[param]
+        byte_range = _parse_range(call.header("range"), record.size)
+        if byte_range is None:
+            return Reply(200, headers, file=(blob, 0, record.size))
+        start, end = byte_range
+        headers["Content-Range"] = f"bytes {start}-{end}/{record.size}"
+        return Reply(206, headers, file=(blob, start, end - start + 1))
+
+    # -- multipart ---------------------------------------------------------------------------
+    def _upload(self, upload_id: str, bucket: str, key: str) -> UploadRecord:
+        upload = self.storage.get_upload(upload_id)
+        if upload is None or upload.bucket != bucket or upload.key != key:
+            raise OssError(404, "NoSuchUpload", UploadId=upload_id)
+        return upload
+
+    def _initiate_upload(self, call: Call, bucket: str, key: str) -> Reply:
+        call.body.read_all(64 * 1024)
+        upload_id = self.storage.create_upload(
+            bucket, key, call.header("content-type") or "application/octet-stream", _metadata_from(call.headers)
+        )
+        encode = call.params.get("encoding-type") == "url"
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<InitiateMultipartUploadResult>'
+                + (element("EncodingType", "url") if encode else "")
+                + element("Bucket", bucket) + element("Key", quote(key, safe="") if encode else key)
+                + element("UploadId", upload_id) + "</InitiateMultipartUploadResult>")
+        return Reply(200, dict(XML), body.encode())
+
+    def _upload_part(self, call: Call, bucket: str, key: str) -> Reply:
+        part_number = _part_number(call.params["partNumber"])
+        upload = self._upload(call.params["uploadId"], bucket, key)
+        if call.header("x-oss-copy-source") is not None:
+            raise OssError(501, "NotImplemented", "UploadPartCopy is not supported by the local emulator.")
+        blob = self._receive(call, MAX_OBJECT_SIZE)
+        self.storage.put_part(upload.upload_id, part_number, blob)
+        return Reply(200, {"ETag": f'"{blob.etag}"', "Content-MD5": blob.content_md5})
+
+    def _complete_upload(self, call: Call, principal: Principal, bucket: str, key: str) -> Reply:
+        upload = self._upload(call.params["uploadId"], bucket, key)
+        stored = {p.part_number: p for p in self.storage.parts(upload.upload_id)}
+        body = call.body.read_all(4 * 1024 * 1024)
+        if (call.header("x-oss-complete-all") or "").lower() == "yes":
+            if body.strip():
+                raise invalid_argument("Should not specify both complete-all header and body.")
+            chosen = [stored[n] for n in sorted(stored)]
+        else:
+            _check_content_md5(call.header("content-md5"), hashlib.md5(body).digest())  # noqa: S324
+            root = parse_xml(body)
+            if root.tag != "CompleteMultipartUpload":
+                raise OssError(400, "MalformedXML")
+            chosen = []
+            previous = 0
+            for node in root.findall("Part"):
+                number = _part_number(child_text(node, "PartNumber"))
+                if number <= previous:
+                    raise OssError(400, "InvalidPartOrder")
+                previous = number
+                etag = child_text(node, "ETag").strip().strip('"').upper()
+                part = stored.get(number)
+                if part is None or part.etag != etag:
+                    raise OssError(400, "InvalidPart", PartNumber=str(number), ETag=etag)
+                chosen.append(part)
+        if not chosen:
+            raise OssError(400, "MalformedXML")
+        for part in chosen[:-1]:
+            if part.size < MIN_PART_SIZE:
+                raise OssError(400, "EntityTooSmall", ProposedSize=str(part.size),
+                               MinSizeAllowed=str(MIN_PART_SIZE), PartNumber=str(part.part_number))
+        path = self.storage.concat_blobs([p.path for p in chosen])
+        etag = hashlib.md5(b"".join(p.md5 for p in chosen)).hexdigest().upper() + f"-{len(chosen)}"  # noqa: S324
+        record = ObjectRecord(bucket, key, sum(p.size for p in chosen), etag, self.clock(), upload.content_type,
+                              upload.metadata, path, "Multipart")
+        delta = self.storage.finish_upload(upload.upload_id, record)
+        self._publish("ObjectCreated:CompleteMultipartUpload", call, principal, record, delta)
+        encode = call.params.get("encoding-type") == "url"
+        shown_key = quote(key, safe="") if encode else key
+        out = ('<?xml version="1.0" encoding="UTF-8"?>\n<CompleteMultipartUploadResult>'
+               + (element("EncodingType", "url") if encode else "")
+               + element("Location", f"http://{call.host}/{bucket}/{quote(key)}")
+               + element("Bucket", bucket) + element("Key", shown_key)
+               + element("ETag", f'"{etag}"') + "</CompleteMultipartUploadResult>")
+        return Reply(200, {**XML, "ETag": f'"{etag}"'}, out.encode())
+
+    def _list_parts(self, call: Call, bucket: str, key: str) -> Reply:
+        upload = self._upload(call.params["uploadId"], bucket, key)
+        try:
+            max_parts = int(call.params.get("max-parts") or 1000)
+            marker = int(call.params.get("part-number-marker") or 0)
+        except ValueError:
+            raise invalid_argument("max-parts and part-number-marker must be integers.") from None
+        if not 1 <= max_parts <= 1000:
+            raise invalid_argument("max-parts must be between 1 and 1000.", ArgumentName="max-parts")
+        parts = self.storage.parts(upload.upload_id, after=marker, limit=max_parts + 1)
+        truncated = len(parts) > max_parts
+        parts = parts[:max_parts]
+        encode = call.params.get("encoding-type") == "url"
+        out = ['<?xml version="1.0" encoding="UTF-8"?>\n<ListPartsResult>']
+        if encode:
+            out.append(element("EncodingType", "url"))
+        out += [element("Bucket", bucket), element("Key", quote(key, safe="") if encode else key),
+                element("UploadId", upload.upload_id), element("StorageClass", "Standard"),
+                element("PartNumberMarker", str(marker)),
+                element("NextPartNumberMarker", str(parts[-1].part_number if parts else marker)),
+                element("MaxParts", str(max_parts)), element("IsTruncated", "true" if truncated else "false")]
+        for part in parts:
+            out.append(f"<Part>{element('PartNumber', str(part.part_number))}"
+                       f"{element('LastModified', iso8601(part.last_modified))}"
+                       f"{element('ETag', chr(34) + part.etag + chr(34))}{element('Size', str(part.size))}</Part>")
+        out.append("</ListPartsResult>")
+        return Reply(200, dict(XML), "".join(out).encode())
+
+    # -- CORS preflight and events -----------------------------------------------------------
+    def _preflight(self, call: Call) -> Reply:
+        if call.bucket is None:
+            raise OssError(403, "AccessForbidden")
+        bucket = self.storage.bucket(call.bucket)
+        if bucket is None:
+            raise OssError(404, "NoSuchBucket", BucketName=call.bucket)
+        headers = cors.preflight_headers(bucket["cors"], call.header("origin"),
+                                         call.header("access-control-request-method"),
+                                         call.header("access-control-request-headers"))
+        return Reply(200, headers)
+
+    def _publish(self, name: str, call: Call, principal: Principal, record: ObjectRecord, delta: int) -> None:
+        principal_id = self.account_id if principal.kind == "root" else principal.principal_id
+        if principal is ANONYMOUS:
+            principal_id = "anonymous"
+        self.dispatcher.publish(ObjectEvent(
+            event_name=name, bucket=record.bucket, key=record.key, size=record.size, delta_size=delta,
+            etag=record.etag, source_ip=call.client_ip, request_id=call.request_id,
+            principal_id=principal_id, time=record.last_modified,
+        ))
+
+
+# -- helpers -----------------------------------------------------------------------------------
+_SIGNATURE_PARAMS = frozenset({
+    "OSSAccessKeyId", "Expires", "Signature", "security-token", "x-oss-signature-version", "x-oss-credential",
+    "x-oss-date", "x-oss-expires", "x-oss-signature", "x-oss-additional-headers", "x-oss-security-token",
+    "x-oss-ac-source-ip", "x-oss-ac-subnet-mask", "x-oss-traffic-limit", "encoding-type", "x-oss-process",
+})
+_LIST_PARAMS = frozenset({"prefix", "delimiter", "marker", "max-keys", "list-type", "continuation-token",
+                          "start-after", "fetch-owner"})
+
+
+def _subresources(call: Call) -> set[str]:
+    """Query names that select another operation (not auth, listing or response-* parameters)."""
+    return {name for name in call.params
+            if name not in _SIGNATURE_PARAMS and name not in _LIST_PARAMS and not name.startswith("response-")}
+
+
+def _validate_key(key: str) -> None:
+    if len(key.encode()) > 1023 or key.startswith(("/", "\\")):
+        raise OssError(400, "InvalidObjectName", Key=key)
+
+
+def _metadata_from(headers: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    return {name: ",".join(values) for name, values in headers.items()
+            if name.startswith("x-oss-meta-") or name in STORED_HEADERS}
+
+
+def _header_case(name: str) -> str:
+    if name.startswith("x-oss-"):
+        return name
+    return "-".join(part.capitalize() for part in name.split("-"))
+
+
+def _capped(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise OssError(400, "EntityTooLarge")
+        yield chunk
+
+
+def _decode_content_md5(value: str | None) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        digest = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise OssError(400, "InvalidDigest", **{"Content-MD5": value}) from None
+    if len(digest) != 16:
+        raise OssError(400, "InvalidDigest", **{"Content-MD5": value})
+    return digest
+
+
+def _check_content_md5(value: str | None, actual: bytes) -> None:
+    expected = _decode_content_md5(value)
+    if expected is not None and expected != actual:
+        raise OssError(400, "BadDigest", ExpectedMD5=value or "",
+                       CalculatedMD5=base64.b64encode(actual).decode())
+
+
+def _check_traffic_limit(value: str | None) -> None:
+    if value is None:
+        return
+    low, high = TRAFFIC_LIMIT_RANGE
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = -1
+    if not low <= limit <= high:
+        raise invalid_argument(f"x-oss-traffic-limit must be between {low} and {high}.",
+                               ArgumentName="x-oss-traffic-limit", ArgumentValue=value)
+
+
+def _part_number(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_PART_NUMBER:
+        raise invalid_argument(f"Part number must be an integer between 1 and {MAX_PART_NUMBER}.",
+                               ArgumentName="partNumber", ArgumentValue=value)
+    return number
+
+
+def _parse_copy_source(value: str) -> tuple[str, str]:
+    source = unquote(value.split("?", 1)[0])
+    bucket, sep, key = source.lstrip("/").partition("/")
+    if not bucket or not sep or not key:
+        raise invalid_argument("Copy Source must mention the source bucket and key: /sourcebucket/sourcekey.",
+                               ArgumentName="x-oss-copy-source")
+    return bucket, key
+
+
+def _http_time(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    candidates = [c.strip().strip('"').upper() for c in header.split(",")]
+    return "*" in candidates or etag.upper() in candidates
+
+
+def _check_conditions(record: ObjectRecord, conditions: Mapping[str, str | None], *, copy: bool = False) -> bool:
+    """Evaluate If-* headers (RFC 7232 order). Returns True for 304 Not Modified; raises 412."""
+    modified = int(record.last_modified)
+    if_match = conditions.get("if-match")
+    if_none_match = conditions.get("if-none-match")
+    if if_match is not None and not _etag_matches(if_match, record.etag):
+        raise OssError(412, "PreconditionFailed", Condition="If-Match")
+    if if_match is None:
+        since = _http_time(conditions.get("if-unmodified-since"))
+        if since is not None and modified > since:
+            raise OssError(412, "PreconditionFailed", Condition="If-Unmodified-Since")
+    if if_none_match is not None and _etag_matches(if_none_match, record.etag):
+        if copy:
+            raise OssError(412, "PreconditionFailed", Condition="If-None-Match")
+        return True
+    if if_none_match is None:
+        since = _http_time(conditions.get("if-modified-since"))
+        if since is not None and modified <= since:
+            if copy:
+                raise OssError(412, "PreconditionFailed", Condition="If-Modified-Since")
+            return True
+    return False
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _parse_range(value: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end) inclusive, None to serve the whole object; 416 when unsatisfiable.
+
+    Follows OSS's standard range behaviour: an end past the object is clamped; a malformed or
+    multi-range header is ignored (whole object, 200).
+    """
+    if not value:
+        return None
+    match = _RANGE.match(value.strip())
+    if not match or (match.group(1) == "" and match.group(2) == ""):
+        return None
+    first, last = match.group(1), match.group(2)
+    if first == "":
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise OssError(416, "InvalidRange", ActualObjectSize=str(size), RangeRequested=value)
+        return max(0, size - suffix), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if end < start:
+        return None
+    if start >= size:
+        raise OssError(416, "InvalidRange", ActualObjectSize=str(size), RangeRequested=value)
+    return start, min(end, size - 1)
+

@@ -1,0 +1,223 @@
+"""HTTP transport of the OSS emulator: stdlib ThreadingHTTPServer, HTTP/1.1 keep-alive.
+
+Parses addressing (path style, virtual host ``bucket.<host>``, CNAME), reads bodies in chunks
+(Content-Length or chunked), and streams object bodies with ``socket.sendfile``.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import logging
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote_plus, unquote_to_bytes
+
+from local.oss.api import BodyReader, Call, OssApi, Reply
+from local.oss.errors import OssError
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK = 1024 * 1024
+DRAIN_LIMIT = 1024 * 1024
+
+
+class OssHttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], api: OssApi, *, cnames: dict[str, str],
+                 virtual_host_bases: tuple[str, ...]) -> None:
+        self.api = api
+        self.cnames = {host.lower(): bucket for host, bucket in cnames.items()}
+        self.virtual_host_bases = tuple(base.lower() for base in virtual_host_bases)
+        super().__init__(address, OssRequestHandler)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_query(raw: str) -> list[tuple[str, str]]:
+    """Decode a raw query with form semantics (``+`` is a space), keeping order and bare names."""
+    pairs = []
+    for item in raw.split("&"):
+        if not item:
+            continue
+        name, _, value = item.partition("=")
+        pairs.append((unquote_plus(name, errors="strict"), unquote_plus(value, errors="strict")))
+    return pairs
+
+
+class OssRequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: OssHttpServer
+    timeout = 300
+
+    def version_string(self) -> str:
+        return "AliyunOSS"
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    do_HEAD = do_PUT = do_POST = do_DELETE = do_OPTIONS = do_GET
+
+    def __getattr__(self, name: str):  # unknown verbs (PATCH, TRACE...) answer 405, not 501 HTML
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
+    # -- request -----------------------------------------------------------------------------
+    def _address(self, path: str) -> tuple[str | None, str | None, str]:
+        host_header = (self.headers.get("Host") or "").strip().lower()
+        if host_header.startswith("["):
+            host = host_header[1:].split("]", 1)[0]
+        else:
+            host = host_header.rsplit(":", 1)[0] if ":" in host_header else host_header
+        try:
+            decoded = unquote_to_bytes(path).decode("utf-8")
+        except UnicodeDecodeError:
+            raise OssError(400, "InvalidObjectName", "The object name is not valid UTF-8.") from None
+        remainder = decoded[1:] if decoded.startswith("/") else decoded
+        bucket: str | None
+        if host in self.server.cnames:
+            bucket = self.server.cnames[host]
+            return bucket, remainder or None, host_header
+        if "." in host and not _is_ip(host):
+            first, base = host.split(".", 1)
+            if first and (base in self.server.virtual_host_bases or _is_ip(base) or base.startswith("oss-")):
+                return first, remainder or None, host_header
+        name, _, key = remainder.partition("/")
+        bucket = name or None
+        return bucket, (key or None) if bucket else None, host_header
+
+    def _headers(self) -> dict[str, list[str]]:
+        headers: dict[str, list[str]] = {}
+        for name, value in self.headers.items():
+            headers.setdefault(name.lower(), []).append(value)
+        return headers
+
+    def _body(self) -> BodyReader:
+        length_header = self.headers.get("Content-Length")
+        chunked = "chunked" in (self.headers.get("Transfer-Encoding") or "").lower()
+        length: int | None = None
+        if length_header is not None and not chunked:
+            try:
+                length = int(length_header)
+            except ValueError:
+                raise OssError(400, "InvalidArgument", "Content-Length is invalid.") from None
+            if length < 0:
+                raise OssError(400, "InvalidArgument", "Content-Length is invalid.")
+        return BodyReader(lambda: self._read_chunks(length, chunked), length, chunked)
+
+    def _read_chunks(self, length: int | None, chunked: bool) -> Iterator[bytes]:
+        if chunked:
+            while True:
+                size_line = self.rfile.readline(1024)
+                try:
+                    size = int(size_line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    self.close_connection = True
+                    raise OssError(400, "InvalidArgument", "Malformed chunked body.") from None
+                if size == 0:
+                    while self.rfile.readline(8192) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return
+                remaining = size
+                while remaining:
+                    data = self.rfile.read(min(remaining, READ_CHUNK))
+                    if not data:
+                        self.close_connection = True
+                        raise OssError(400, "IncompleteBody", "The request body is incomplete.")
+                    remaining -= len(data)
+                    yield data
+                self.rfile.readline(16)
+            return
+        remaining = length or 0
+        while remaining:
+            data = self.rfile.read(min(remaining, READ_CHUNK))
+            if not data:
+                self.close_connection = True
+                raise OssError(400, "IncompleteBody", "The request body is incomplete.")
+            remaining -= len(data)
+            yield data
+
+    def _handle(self) -> None:
+        request_id = uuid.uuid4().hex[:24].upper()
+        host_header = self.headers.get("Host") or ""
+        body: BodyReader | None = None
+        try:
+            target = self.path
+            if "://" in target.split("?", 1)[0]:
+                target = "/" + target.split("://", 1)[1].partition("/")[2]
+            raw_path, _, raw_query = target.partition("?")
+            bucket, key, host_header = self._address(raw_path)
+            try:
+                query = parse_query(raw_query)
+            except UnicodeDecodeError:
+                raise OssError(400, "InvalidArgument", "The query string is not valid UTF-8.") from None
+            body = self._body()
+            call = Call(self.command, bucket, key, query, self._headers(), self.client_address[0],
+                        host_header, request_id, body)
+            reply = self.server.api.handle(call)
+        except OssError as error:
+            reply = self._error_reply(error, request_id, host_header)
+        except Exception:
+            log.exception("internal error in the OSS emulator (request %s)", request_id)
+            reply = self._error_reply(OssError(500, "InternalError", "We encountered an internal error."),
+                                      request_id, host_header)
+        if body is not None and not body.consumed:
+            self._drain(body)
+        self._send(reply, request_id)
+
+    def _drain(self, body: BodyReader) -> None:
+        if body.length is not None and body.length <= DRAIN_LIMIT:
+            try:
+                for _ in body.chunks():
+                    pass
+            except OssError:
+                self.close_connection = True
+        else:
+            self.close_connection = True
+
+    def _error_reply(self, error: OssError, request_id: str, host: str) -> Reply:
+        xml = error.to_xml(request_id, host)
+        headers = {"Content-Type": "application/xml"}
+        if self.command == "HEAD":
+            headers["x-oss-err"] = base64.b64encode(xml).decode()
+        return Reply(error.status, headers, xml)
+
+    # -- response ----------------------------------------------------------------------------
+    def _send(self, reply: Reply, request_id: str) -> None:
+        self.send_response(reply.status)
+        headers = dict(reply.headers)
+        headers["x-oss-request-id"] = request_id
+        headers["x-oss-server-time"] = "0"
+        length = reply.file[2] if reply.file is not None else len(reply.body)
+        if reply.status != 304:
+            headers["Content-Length"] = str(length)
+        if self.close_connection:
+            headers["Connection"] = "close"
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command == "HEAD" or reply.status == 304:
+            if reply.file is not None:
+                reply.file[0].close()
+            return
+        if reply.file is None:
+            self.wfile.write(reply.body)
+            return
+        source, offset, count = reply.file
+        with source:
+            if count and self.connection.sendfile(source, offset, count) != count:
+                self.close_connection = True

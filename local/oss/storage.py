@@ -1,0 +1,427 @@
+"""Durable object storage for the OSS emulator: a SQLite index plus immutable blob files.
+
+Bodies live in files named by a random id (never by key) under ``blobs/``; every write goes to a
+temporary file first and is renamed into place, then the index row is committed. Listing reads the
+index only (``key > ? ORDER BY key LIMIT ?`` on the primary key), so it never walks the directory.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+CHUNK = 1024 * 1024
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS buckets (
+    name TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    cors TEXT NOT NULL DEFAULT '[]',
+    public_read INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS objects (
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    last_modified REAL NOT NULL,
+    content_type TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    path TEXT NOT NULL,
+    object_type TEXT NOT NULL DEFAULT 'Normal',
+    PRIMARY KEY (bucket, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS uploads (
+    upload_id TEXT PRIMARY KEY,
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    initiated REAL NOT NULL,
+    content_type TEXT NOT NULL,
+    metadata TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS parts (
+    upload_id TEXT NOT NULL,
+    part_number INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    md5 BLOB NOT NULL,
+    last_modified REAL NOT NULL,
+    path TEXT NOT NULL,
+    PRIMARY KEY (upload_id, part_number)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class ObjectRecord:
+    bucket: str
+    key: str
+    size: int
+    etag: str  # uppercase hex MD5 (or "<hex>-<N>" for multipart), without quotes
+    last_modified: float
+    content_type: str
+    metadata: dict[str, str]  # stored response headers: x-oss-meta-*, Content-Disposition, ...
+    path: str  # blob file, relative to the blob root
+    object_type: str = "Normal"
+
+
+@dataclass(frozen=True)
+class PartRecord:
+    part_number: int
+    size: int
+    etag: str
+    md5: bytes
+    last_modified: float
+    path: str
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    upload_id: str
+    bucket: str
+    key: str
+    initiated: float
+    content_type: str
+    metadata: dict[str, str]
+
+
+@dataclass
+class WrittenBlob:
+    path: str
+    size: int
+    md5: bytes = field(repr=False)
+
+    @property
+    def etag(self) -> str:
+        return self.md5.hex().upper()
+
+    @property
+    def content_md5(self) -> str:
+        return base64.b64encode(self.md5).decode()
+
+
+class Storage:
+    """Thread-safe store: one SQLite connection per thread (WAL), blobs written atomically."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.blob_root = self.root / "blobs"
+        self.tmp_root = self.root / "tmp"
+        self.blob_root.mkdir(parents=True, exist_ok=True)
+        self.tmp_root.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.root / "index.sqlite3"
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._db().executescript(SCHEMA)
+
+    # -- connections -------------------------------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._db()
+        # One writer at a time inside the process keeps BEGIN IMMEDIATE from spinning on busy.
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # -- blobs -------------------------------------------------------------------------------
+    def blob_file(self, relative: str) -> Path:
+        return self.blob_root / relative
+
+    def write_blob(self, chunks: Iterable[bytes]) -> WrittenBlob:
+        """Stream chunks into a new blob (temp file + rename) and return its size and MD5."""
+        blob_id = uuid.uuid4().hex
+        relative = f"{blob_id[:2]}/{blob_id}"
+        final = self.blob_root / relative
+        final.parent.mkdir(exist_ok=True)
+        tmp = self.tmp_root / f"{blob_id}.tmp"
+        digest = hashlib.md5()  # noqa: S324 - OSS ETag is MD5 by definition
+        size = 0
+        try:
+            with open(tmp, "wb") as out:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        return WrittenBlob(relative, size, digest.digest())
+
+    def copy_blob(self, relative: str) -> str:
+        """A new blob with the same content: a hard link (blobs are immutable), else a copy."""
+        blob_id = uuid.uuid4().hex
+        new_relative = f"{blob_id[:2]}/{blob_id}"
+        target = self.blob_root / new_relative
+        target.parent.mkdir(exist_ok=True)
+        try:
+            os.link(self.blob_root / relative, target)
+        except OSError:
+            tmp = self.tmp_root / f"{blob_id}.tmp"
+            with open(self.blob_root / relative, "rb") as src, open(tmp, "wb") as dst:
+                while chunk := src.read(CHUNK):
+                    dst.write(chunk)
+            os.replace(tmp, target)
+        return new_relative
+
+    def discard_blob(self, relative: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.blob_root / relative).unlink()
+
+    # -- buckets -----------------------------------------------------------------------------
+    def create_bucket(self, name: str, *, public_read: bool = False) -> bool:
+        """Create the bucket; False if it already existed."""
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO buckets (name, created, public_read) VALUES (?, ?, ?)",
+                (name, time.time(), int(public_read)),
+            )
+            return cursor.rowcount == 1
+
+    def set_public_read(self, name: str, public_read: bool) -> None:
+        with self._transaction() as conn:
+            conn.execute("UPDATE buckets SET public_read = ? WHERE name = ?", (int(public_read), name))
+
+    def bucket(self, name: str) -> dict[str, Any] | None:
+        row = self._db().execute(
+            "SELECT name, created, cors, public_read FROM buckets WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            return None
+        return {"name": row[0], "created": row[1], "cors": json.loads(row[2]), "public_read": bool(row[3])}
+
+    def buckets(self) -> list[dict[str, Any]]:
+        rows = self._db().execute("SELECT name, created FROM buckets ORDER BY name").fetchall()
+        return [{"name": name, "created": created} for name, created in rows]
+
+    def delete_bucket(self, name: str) -> bool:
+        with self._transaction() as conn:
+            return conn.execute("DELETE FROM buckets WHERE name = ?", (name,)).rowcount == 1
+
+    def bucket_is_empty(self, name: str) -> bool:
+        row = self._db().execute("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1", (name,)).fetchone()
+        return row is None
+
+    def set_cors(self, name: str, rules: list[dict[str, Any]]) -> None:
+        with self._transaction() as conn:
+            conn.execute("UPDATE buckets SET cors = ? WHERE name = ?", (json.dumps(rules), name))
+
+    # -- objects -----------------------------------------------------------------------------
+    def get_object(self, bucket: str, key: str) -> ObjectRecord | None:
+        row = self._db().execute(
+            "SELECT bucket, key, size, etag, last_modified, content_type, metadata, path, object_type "
+            "FROM objects WHERE bucket = ? AND key = ?",
+            (bucket, key),
+        ).fetchone()
+        return _object(row) if row else None
+
+    def put_object(self, record: ObjectRecord) -> int:
+        """Index the object (its blob is already in place); return the size delta; drop the old blob."""
+        with self._transaction() as conn:
+            old = conn.execute(
+                "SELECT path, size FROM objects WHERE bucket = ? AND key = ?", (record.bucket, record.key)
+            ).fetchone()
+            conn.execute(
+                "INSERT OR REPLACE INTO objects "
+                "(bucket, key, size, etag, last_modified, content_type, metadata, path, object_type) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.bucket, record.key, record.size, record.etag, record.last_modified,
+                    record.content_type, json.dumps(record.metadata), record.path, record.object_type,
+                ),
+            )
+        if old and old[0] != record.path:
+            self.discard_blob(old[0])
+        return record.size - (old[1] if old else 0)
+
+    def delete_object(self, bucket: str, key: str) -> bool:
+        with self._transaction() as conn:
+            row = conn.execute("SELECT path FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
+            if row:
+                conn.execute("DELETE FROM objects WHERE bucket = ? AND key = ?", (bucket, key))
+        if row:
+            self.discard_blob(row[0])
+        return row is not None
+
+    def scan(self, bucket: str, after: str, lower: str, upper: str | None, limit: int) -> Iterator[ObjectRecord]:
+        """Objects with key > after, key >= lower and key < upper, in key order (lazy: stop any time)."""
+        sql = (
+            "SELECT bucket, key, size, etag, last_modified, content_type, metadata, path, object_type "
+            "FROM objects WHERE bucket = ? AND key > ? AND key >= ?"
+        )
+        args: list[Any] = [bucket, after, lower]
+        if upper is not None:
+            sql += " AND key < ?"
+            args.append(upper)
+        sql += " ORDER BY key LIMIT ?"
+        args.append(limit)
+        cursor = self._db().execute(sql, args)
+        try:
+            for row in cursor:
+                yield _object(row)
+        finally:
+            cursor.close()
+
+    def seed_objects(self, bucket: str, keys: Iterable[str], *, body: bytes = b"x",
+                     content_type: str = "application/octet-stream") -> int:
+        """Bulk-index many keys pointing to one shared blob (benches/tests only: deleting one of them
+        removes the shared blob for all)."""
+        blob = self.write_blob([body])
+        now = time.time()
+        meta = json.dumps({})
+        rows = ((bucket, key, blob.size, blob.etag, now, content_type, meta, blob.path) for key in keys)
+        with self._transaction() as conn:
+            cursor = conn.executemany(
+                "INSERT OR REPLACE INTO objects (bucket, key, size, etag, last_modified, content_type, "
+                "metadata, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            return cursor.rowcount
+
+    # -- multipart ---------------------------------------------------------------------------
+    def create_upload(self, bucket: str, key: str, content_type: str, metadata: dict[str, str]) -> str:
+        upload_id = uuid.uuid4().hex.upper()
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO uploads (upload_id, bucket, key, initiated, content_type, metadata) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (upload_id, bucket, key, time.time(), content_type, json.dumps(metadata)),
+            )
+        return upload_id
+
+    def get_upload(self, upload_id: str) -> UploadRecord | None:
+        row = self._db().execute(
+            "SELECT upload_id, bucket, key, initiated, content_type, metadata FROM uploads WHERE upload_id = ?",
+            (upload_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return UploadRecord(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]))
+
+    def list_uploads(self, bucket: str, limit: int = 1000) -> list[UploadRecord]:
+        rows = self._db().execute(
+            "SELECT upload_id, bucket, key, initiated, content_type, metadata FROM uploads "
+            "WHERE bucket = ? ORDER BY key, initiated LIMIT ?",
+            (bucket, limit),
+        ).fetchall()
+        return [UploadRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    def put_part(self, upload_id: str, part_number: int, blob: WrittenBlob) -> None:
+        with self._transaction() as conn:
+            old = conn.execute(
+                "SELECT path FROM parts WHERE upload_id = ? AND part_number = ?", (upload_id, part_number)
+            ).fetchone()
+            conn.execute(
+                "INSERT OR REPLACE INTO parts (upload_id, part_number, size, etag, md5, last_modified, path) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (upload_id, part_number, blob.size, blob.etag, blob.md5, time.time(), blob.path),
+            )
+        if old and old[0] != blob.path:
+            self.discard_blob(old[0])
+
+    def parts(self, upload_id: str, after: int = 0, limit: int = 10000) -> list[PartRecord]:
+        rows = self._db().execute(
+            "SELECT part_number, size, etag, md5, last_modified, path FROM parts "
+            "WHERE upload_id = ? AND part_number > ? ORDER BY part_number LIMIT ?",
+            (upload_id, after, limit),
+        ).fetchall()
+        return [PartRecord(*row) for row in rows]
+
+    def finish_upload(self, upload_id: str, record: ObjectRecord | None) -> int:
+        """Remove the upload and its parts; index ``record`` (when completing) in the same transaction."""
+        delta = 0
+        with self._transaction() as conn:
+            part_paths = [r[0] for r in conn.execute("SELECT path FROM parts WHERE upload_id = ?", (upload_id,))]
+            conn.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
+            conn.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))
+            old = None
+            if record is not None:
+                old = conn.execute(
+                    "SELECT path, size FROM objects WHERE bucket = ? AND key = ?", (record.bucket, record.key)
+                ).fetchone()
+                conn.execute(
+                    "INSERT OR REPLACE INTO objects "
+                    "(bucket, key, size, etag, last_modified, content_type, metadata, path, object_type) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.bucket, record.key, record.size, record.etag, record.last_modified,
+                        record.content_type, json.dumps(record.metadata), record.path, record.object_type,
+                    ),
+                )
+                delta = record.size - (old[1] if old else 0)
+        for path in part_paths:
+            self.discard_blob(path)
+        if old and record is not None and old[0] != record.path:
+            self.discard_blob(old[0])
+        return delta
+
+    def concat_blobs(self, paths: list[str]) -> str:
+        """Concatenate part blobs into a new blob (temp file + rename), copying in the kernel."""
+        blob_id = uuid.uuid4().hex
+        relative = f"{blob_id[:2]}/{blob_id}"
+        final = self.blob_root / relative
+        final.parent.mkdir(exist_ok=True)
+        tmp = self.tmp_root / f"{blob_id}.tmp"
+        try:
+            with open(tmp, "wb", buffering=0) as out:
+                for path in paths:
+                    with open(self.blob_root / path, "rb") as src:
+                        _copy_file(src, out)
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        return relative
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def _copy_file(src: BinaryIO, dst: BinaryIO) -> None:
+    """Append all of ``src`` to the unbuffered ``dst`` (copy_file_range when the kernel allows)."""
+    remaining = os.fstat(src.fileno()).st_size
+    with contextlib.suppress(OSError):
+        while remaining > 0:
+            copied = os.copy_file_range(src.fileno(), dst.fileno(), remaining)
+            if copied == 0:
+                break
+            remaining -= copied
+    if remaining > 0:
+        src.seek(os.fstat(src.fileno()).st_size - remaining)
+        while chunk := src.read(CHUNK):
+            dst.write(chunk)
+
+
+def _object(row: tuple[Any, ...]) -> ObjectRecord:
+    return ObjectRecord(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), row[7], row[8])

@@ -1,0 +1,136 @@
+"""template.yml is the single deployment descriptor: check it against the code it deploys."""
+
+import importlib
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from local import package, template
+from shared import config
+
+ROOT = Path(__file__).resolve().parents[2]
+RAW = yaml.safe_load((ROOT / "template.yml").read_text())
+LOADED = template.load()
+HTTP_METHODS = {"GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"}
+
+
+def test_format_and_resource_types_are_current_fc3():
+    assert RAW["ROSTemplateFormatVersion"] == "2015-09-01"
+    assert "Transform" not in RAW  # the retired Funcraft transform cannot declare python3.10
+    kinds = {resource["Type"] for resource in RAW["Resources"].values()}
+    assert not {k for k in kinds if k.startswith("ALIYUN::FC::") or k.startswith("Aliyun::Serverless")}
+    assert {spec.short_name for spec in LOADED.functions.values()} == set(config.FUNCTIONS)
+    assert all(spec.runtime == "python3.10" for spec in LOADED.functions.values())
+
+
+@pytest.mark.parametrize("spec", LOADED.functions.values(), ids=lambda s: s.short_name)
+def test_every_handler_path_resolves_to_a_callable(spec):
+    module_name, _, attribute = spec.handler.rpartition(".")
+    module = importlib.import_module(module_name)
+    assert callable(getattr(module, attribute))
+
+
+@pytest.mark.parametrize("spec", LOADED.functions.values(), ids=lambda s: s.short_name)
+def test_environment_matches_what_the_shared_config_reads(spec):
+    function = spec.short_name
+    for name in spec.environment:
+        assert name in config.VARIABLES_BY_NAME, f"{function} sets {name}, which shared.config never reads"
+        assert function in config.VARIABLES_BY_NAME[name].used_by, f"{function} sets {name} but does not use it"
+    for variable in config.VARIABLES:
+        if function in variable.required_by:
+            assert variable.name in spec.environment, f"{function} requires {variable.name}"
+
+
+@pytest.mark.parametrize("spec", LOADED.functions.values(), ids=lambda s: s.short_name)
+def test_template_defaults_load_as_valid_settings(spec):
+    env = dict(spec.environment)
+    if spec.short_name in config.AUTHENTICATING_FUNCTIONS:
+        assert env["AUTH_MODE"] == "jwt"  # the template's default: fail closed, verified callers only
+    settings = config.load(spec.short_name, env)
+    assert settings.oss.bucket == LOADED.parameters["BucketName"]
+
+
+def test_trigger_configs_have_fc3_shapes():
+    kinds = set()
+    for trigger in LOADED.triggers:
+        kinds.add(trigger.type)
+        cfg = trigger.config
+        if trigger.type == "http":
+            assert cfg["authType"] in {"anonymous", "function", "jwt"}
+            assert set(cfg["methods"]) <= HTTP_METHODS and "OPTIONS" in cfg["methods"]
+            assert isinstance(cfg["disableURLInternet"], bool)
+        elif trigger.type == "oss":
+            assert cfg["events"] and all(e.startswith("oss:ObjectCreated:") for e in cfg["events"])
+            assert set(cfg["filter"]["key"]) == {"prefix", "suffix"}
+            # never fires for our own output
+            prefix = cfg["filter"]["key"]["prefix"]
+            assert prefix and not prefix.startswith(("_links/", "_exports/"))
+        elif trigger.type == "timer":
+            assert isinstance(cfg["cronExpression"], str) and isinstance(cfg["enable"], bool)
+            assert isinstance(cfg["payload"], str)
+            json.loads(cfg["payload"])
+        else:
+            pytest.fail(f"unexpected trigger type {trigger.type}")
+    assert kinds == {"http", "oss", "timer"}
+
+
+def _actions(statement):
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else actions
+
+
+@pytest.mark.parametrize("allow_write", ["false", "true"])
+def test_policies_name_no_wildcard_actions_and_stay_in_the_bucket(allow_write):
+    loaded = template.load(parameters={"AllowWrite": allow_write})
+    bucket = loaded.parameters["BucketName"]
+    for role in loaded.roles.values():
+        for document in role.policies:
+            for statement in document["Statement"]:
+                for action in _actions(statement):
+                    assert "*" not in action, f"{role.name}: wildcard action {action}"
+                for resource in statement["Resource"]:
+                    assert resource != "*", role.name
+                    if resource.startswith("acs:oss:"):
+                        assert resource.split(":", 4)[4].split("/")[0] == bucket
+    vended = loaded.roles["VendedRole"]
+    vended_actions = {a for d in vended.policies for s in d["Statement"] for a in _actions(s)}
+    assert ("oss:PutObject" in vended_actions) == (allow_write == "true")
+
+
+def test_vended_role_trusts_only_the_token_function_role():
+    vended = LOADED.roles["VendedRole"]
+    assert vended.trusted_services == []
+    assert vended.trusted_principals == [LOADED.roles["TokenFunctionRole"].arn]
+    token_role = LOADED.roles["TokenFunctionRole"]
+    statements = [s for d in token_role.policies for s in d["Statement"]]
+    assert [a for s in statements for a in _actions(s)] == ["sts:AssumeRole"]
+    assert statements[0]["Resource"] == [vended.arn]
+
+
+def test_custom_domain_routes_when_enabled():
+    loaded = template.load(parameters={"ApiDomainName": "files.example.com"})
+    routes = {route.path: route.function for route in loaded.routes}
+    assert routes == {"/sts": "oss-url-token", "/sign": "oss-url-sign", "/download/*": "oss-url-download"}
+    assert LOADED.routes == []  # off by default
+
+
+def test_every_function_has_a_sample_event():
+    for function in config.FUNCTIONS:
+        json.loads((ROOT / "events" / f"{function}.json").read_text())
+
+
+def test_package_builds_code_and_layer_archives(tmp_path):
+    code = package.build_code(tmp_path)
+    layer = package.build_layer(tmp_path, with_dependencies=False)
+    with zipfile.ZipFile(code) as archive:
+        names = set(archive.namelist())
+    for spec in LOADED.functions.values():
+        assert spec.handler.rpartition(".")[0].replace(".", "/") + ".py" in names
+    with zipfile.ZipFile(layer) as archive:
+        names = set(archive.namelist())
+    assert "python/shared/signing.py" in names and "python/shared/config.py" in names
+    assert not any("__pycache__" in n for n in names)
+    assert package.build_code(tmp_path / "again").read_bytes() == code.read_bytes()  # reproducible

@@ -11,6 +11,7 @@ commands:
   up        the emulator plus the gateway running template.yml, with a demo bucket (what `make run` starts)
   invoke    invoke one function once (through a running `up`, or in-process)
   package   build dist/code.zip and dist/layer.zip
+  env-table print the README's environment-variable table from shared/config.py
 """
 
 
@@ -31,6 +32,10 @@ def main(argv: list[str]) -> int:
         from local.up import invoke
 
         return invoke(rest)
+    if command == "env-table":
+        from local.docs import main as env_table
+
+        return env_table(rest)
     if command == "package":
         from local.package import main as package
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from local.sts import Role
 from local.template import FunctionSpec, Template
 from local.worker import decode_result
 
@@ -231,8 +232,11 @@ class Gateway:
             role = self.template.role_of(spec)
             if role is None:
                 raise RuntimeError(f"{spec.name} has no role")
-            session = self.cloud.issue_role_session(role.arn, f"fc-{spec.short_name}".replace("_", "-"),
-                                                    FUNCTION_CREDENTIAL_SECONDS)
+            # FC assumes the function role for the instance; the session carries the role's policies, so
+            # the emulator enforces exactly what the template grants.
+            session = self.cloud.token_store.issue(
+                Role(arn=role.arn, policies=role.policies, trust=[], max_session_duration=FUNCTION_CREDENTIAL_SECONDS),
+                f"fc-{spec.short_name}".replace("_", "-"), FUNCTION_CREDENTIAL_SECONDS, None)
             current = FunctionCredentials(session.access_key_id, session.access_key_secret,
                                           session.security_token, session.expiration)
             self.credentials[spec.name] = current

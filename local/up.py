@@ -138,9 +138,8 @@ def start_stack(*, data_dir: Path, auth: str = "apikey", port: int = 9999, oss_p
         data_dir=data_dir / "cloud", host=host, oss_port=oss_port, sts_port=sts_port, account_id=ACCOUNT_ID,
         region=REGION, root_keys={demo.root_access_key_id: demo.root_access_key_secret}, buckets=[BUCKET],
         roles=emulator_roles(template),
-        cors={BUCKET: [{"allowed_origins": ["*"], "allowed_methods": ["GET", "HEAD", "PUT"],
-                        "allowed_headers": ["*"], "expose_headers": ["ETag", "x-oss-request-id"],
-                        "max_age_seconds": 600}]},
+        cors={BUCKET: [{"AllowedOrigin": ["*"], "AllowedMethod": ["GET", "HEAD", "PUT"], "AllowedHeader": ["*"],
+                        "ExposeHeader": ["ETag", "x-oss-request-id"], "MaxAgeSeconds": 600}]},
         cnames={"localhost": BUCKET},
     )).start()
     gateway = Gateway(template, cloud, GatewayConfig(port=port, host=host, timers=timers, echo_logs=echo_logs,

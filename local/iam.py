@@ -163,13 +163,9 @@ CONDITION_OPERATORS: dict[str, _Operator] = {
     "NumericEquals": _num_eq,
     "NumericNotEquals": _Operator(_num_eq.matches, negated=True, check_value=_parse_number),
     "NumericLessThan": _Operator(_compare(_parse_number, lambda a, w: a < w), check_value=_parse_number),
-    "NumericLessThanEquals": _Operator(
-        _compare(_parse_number, lambda a, w: a <= w), check_value=_parse_number
-    ),
+    "NumericLessThanEquals": _Operator(_compare(_parse_number, lambda a, w: a <= w), check_value=_parse_number),
     "NumericGreaterThan": _Operator(_compare(_parse_number, lambda a, w: a > w), check_value=_parse_number),
-    "NumericGreaterThanEquals": _Operator(
-        _compare(_parse_number, lambda a, w: a >= w), check_value=_parse_number
-    ),
+    "NumericGreaterThanEquals": _Operator(_compare(_parse_number, lambda a, w: a >= w), check_value=_parse_number),
     "DateEquals": _date_eq,
     "DateNotEquals": _Operator(_date_eq.matches, negated=True, check_value=_parse_date),
     "DateLessThan": _Operator(_compare(_parse_date, lambda a, w: a < w), check_value=_parse_date),
@@ -271,9 +267,7 @@ def _validate_statement(statement: object, index: int) -> dict[str, Any]:
     for resource in resources:
         parts = resource.split(":", _RESOURCE_PART_COUNT - 1)
         if resource != "*" and (parts[0] != "acs" or len(parts) != _RESOURCE_PART_COUNT or not parts[1]):
-            raise _fail(
-                f"{where}.{resource_key}", f"{resource!r} is not '*' or 'acs:service:region:account:id'"
-            )
+            raise _fail(f"{where}.{resource_key}", f"{resource!r} is not '*' or 'acs:service:region:account:id'")
     normalized[resource_key] = resources
 
     if "Condition" in statement:
@@ -385,9 +379,7 @@ def _condition_holds(condition: Mapping[str, Mapping[str, list[str]]], context: 
     return True
 
 
-def _statement_applies(
-    statement: Mapping[str, Any], action: str, resource: str, context: Mapping[str, Any]
-) -> bool:
+def _statement_applies(statement: Mapping[str, Any], action: str, resource: str, context: Mapping[str, Any]) -> bool:
     if "Action" in statement:
         if not any(_action_matches(p, action) for p in statement["Action"]):
             return False

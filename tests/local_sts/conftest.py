@@ -167,7 +167,7 @@ def start_sts(tmp_path: Path, clock: Any = None) -> tuple[LocalSts, Any]:
     kwargs = {"clock": clock} if clock else {}
     service = StsService(root_keys={ROOT_AK: ROOT_SECRET}, roles=ROLES, store=store, account_id=ACCOUNT, **kwargs)
     server = make_sts_server("127.0.0.1", 0, service)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     host, port = server.server_address[:2]
     return LocalSts(service, store, f"{host}:{port}", db_path), server

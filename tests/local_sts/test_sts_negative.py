@@ -74,7 +74,7 @@ def capture(call: Callable[[str], object]) -> RawRequest:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         call(f"127.0.0.1:{server.server_address[1]}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import logging
+import sys
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +35,14 @@ class OssHttpServer(ThreadingHTTPServer):
         self.cnames = {host.lower(): bucket for host, bucket in cnames.items()}
         self.virtual_host_bases = tuple(base.lower() for base in virtual_host_bases)
         super().__init__(address, OssRequestHandler)
+
+    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+        # A client hanging up mid-request is routine; anything else is logged with its traceback.
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            log.debug("connection from %s dropped: %s", client_address[0], type(error).__name__)
+            return
+        log.exception("unexpected error serving %s", client_address[0])
 
 
 def _is_ip(text: str) -> bool:

@@ -94,14 +94,15 @@ V1_SUBRESOURCES = frozenset({
     "x-oss-traffic-limit", "x-oss-write-get-object-response",
 })  # fmt: skip
 
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
-_REGION = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")
-_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$")
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+_REGION = re.compile(r"[a-z0-9][a-z0-9-]*[a-z0-9]")
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Header values: printable ASCII and tab; anything else is ambiguous on the wire.
-_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]*$")
+# All patterns here are used with fullmatch (a `$` would accept a trailing newline).
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
-_VPC_ID = re.compile(r"^vpc-[a-z0-9]{1,64}$")
+_VPC_ID = re.compile(r"vpc-[a-z0-9]{1,64}")
 
 
 # =============================================================================================
@@ -144,7 +145,7 @@ class Endpoint:
             raise InvalidOption("endpoint scheme must be https or http")
         if self.style not in ("virtual", "cname", "path"):
             raise InvalidOption("endpoint style must be virtual, cname or path")
-        if not _HOST.match(self.host):
+        if not _HOST.fullmatch(self.host):
             raise InvalidOption("endpoint host must be a host name or IP, with an optional port")
 
     @classmethod
@@ -249,7 +250,7 @@ class PresignOptions:
                 raise InvalidOption(f"subnet_mask must be an integer from 0 to {max_mask}")
         if self.forward_allow is not None and not isinstance(self.forward_allow, bool):
             raise InvalidOption("forward_allow must be a boolean")
-        if self.vpc_id is not None and (not isinstance(self.vpc_id, str) or not _VPC_ID.match(self.vpc_id)):
+        if self.vpc_id is not None and (not isinstance(self.vpc_id, str) or not _VPC_ID.fullmatch(self.vpc_id)):
             raise InvalidOption("vpc_id must look like vpc-<lowercase letters and digits>")
 
     def query_params(self) -> dict[str, str]:
@@ -503,8 +504,8 @@ class Signer:
     ) -> None:
         if version not in ("v4", "v1"):
             raise InvalidOption("signature version must be 'v4' or 'v1'")
-        if not isinstance(bucket, str) or not _BUCKET_NAME.match(bucket) or "--" in bucket:
-            raise InvalidBucket("bucket name must be 3-63 lowercase letters, digits or single hyphens")
+        if not isinstance(bucket, str) or not _BUCKET_NAME.fullmatch(bucket):
+            raise InvalidBucket("bucket name must be 3-63 lowercase letters, digits or hyphens")
         _check_region(region)
         self.credentials = credentials
         self.endpoint = endpoint
@@ -774,13 +775,12 @@ def _scheme(secure: bool) -> Literal["https", "http"]:
 
 
 def _check_region(region: str) -> None:
-    if not isinstance(region, str) or not _REGION.match(region):
+    if not isinstance(region, str) or not _REGION.fullmatch(region):
         raise InvalidOption("region must be a bare region id such as cn-hangzhou")
 
 
 def _is_ip_or_localhost(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    name = name.strip("[]")
+    name = _host_without_port(host)
     if name == "localhost":
         return True
     try:
@@ -788,6 +788,12 @@ def _is_ip_or_localhost(host: str) -> bool:
     except InvalidOption:
         return False
     return True
+
+
+def _host_without_port(host: str) -> str:
+    if host.startswith("["):  # [IPv6]:port
+        return host[1 : host.find("]")]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def _check_ip(address: str) -> int:
@@ -816,14 +822,14 @@ def _check_text_option(name: str, value: object) -> None:
 
 
 def _check_header_value(name: str, value: object) -> None:
-    if not isinstance(value, str) or not _HEADER_VALUE.match(value) or len(value) > 8192:
+    if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value) or len(value) > 8192:
         raise InvalidOption(f"{name} must be printable ASCII")
 
 
 def _check_headers(headers: Mapping[str, str]) -> dict[str, str]:
     seen: set[str] = set()
     for name, value in headers.items():
-        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
             raise InvalidOption("header names must be HTTP tokens")
         if name.lower() in seen:
             raise InvalidOption(f"header {name!r} given twice")
@@ -838,7 +844,7 @@ def _normalise_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
         raise InvalidOption("metadata must be a mapping of names to values")
     normalised: dict[str, str] = {}
     for name, value in metadata.items():
-        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
             raise InvalidOption("metadata names must be HTTP tokens (letters, digits, '-', ...)")
         lower = name.lower().removeprefix("x-oss-meta-")
         if lower in normalised:

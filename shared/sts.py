@@ -9,6 +9,7 @@ at once with a 502 whose message says nothing of the cause (the cause goes to th
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import threading
 import time
@@ -98,7 +99,10 @@ class StsClient:
                       "sts_message": str(getattr(exc, "message", ""))[:300]}
             retry_after = getattr(exc, "retry_after", None)
             if isinstance(exc, exceptions.ThrottlingException) or str(exc.code or "").startswith("Throttling"):
-                raise _Retryable("throttled", detail, float(retry_after) if retry_after else None) from None
+                # The SDK gives x-acs-retry-after in milliseconds.
+                usable = isinstance(retry_after, (int, float)) and retry_after > 0
+                seconds = float(retry_after) / 1000 if usable else None
+                raise _Retryable("throttled", detail, seconds) from None
             if isinstance(exc.status_code, int) and exc.status_code >= 500:
                 raise _Retryable("server", detail) from None
             log.get_logger().error("sts refused the request", role_arn=role_arn, **detail)
@@ -146,7 +150,7 @@ def _backoff(attempt: int, retry_after: float | None) -> float:
 
 def _final_error(failure: _Retryable) -> Exception:
     if failure.kind == "throttled":
-        seconds = max(1, int(failure.retry_after or RETRY_AFTER_SECONDS))
+        seconds = max(1, math.ceil(failure.retry_after or RETRY_AFTER_SECONDS))
         return ServiceUnavailable("the token service is busy; retry later", headers={"Retry-After": str(seconds)})
     if failure.kind == "network":
         return ServiceUnavailable("the token service is unreachable; retry later",

@@ -72,6 +72,18 @@ def make_jwt(key: Any, algorithm: str = "RS256", kid: str | None = None, **overr
     return jwt.encode(claims(**overrides), key, algorithm=algorithm, headers=headers)
 
 
+def forge_hs256(payload: dict[str, Any], secret: bytes) -> str:
+    """An HS256 JWT made by hand (PyJWT refuses PEM keys as HMAC secrets): the key-confusion attack."""
+    import hashlib
+    import hmac
+
+    def b64(data: bytes) -> bytes:
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+    signing_input = b64(b'{"alg":"HS256","typ":"JWT"}') + b"." + b64(json.dumps(payload).encode())
+    return (signing_input + b"." + b64(hmac.new(secret, signing_input, hashlib.sha256).digest())).decode()
+
+
 BASE_ENV = {
     "OSS_BUCKET": BUCKET,
     "OSS_REGION": REGION,

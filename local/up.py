@@ -10,6 +10,7 @@ import secrets
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ DEMO_OBJECTS: dict[str, bytes] = {
 }
 API_KEY_SCOPE = "exampledir/"
 JWT_SUBJECT = "demo"
+JWT_ISSUER = "https://idp.local.test/"  # the demo identity provider (local only)
 
 
 @dataclass
@@ -73,7 +75,7 @@ def demo_jwt(secret: str, *, subject: str = JWT_SUBJECT, issuer: str, audience: 
                       secret, algorithm="HS256")
 
 
-def template_parameters(auth: str, demo: Secrets, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+def template_parameters(auth: str, demo: Secrets, extra: dict[str, str] | None = None) -> dict[str, str]:
     parameters = {
         "BucketName": BUCKET,
         "AuthMode": auth,
@@ -88,7 +90,7 @@ def template_parameters(auth: str, demo: Secrets, port: int, extra: dict[str, st
         parameters["ApiKeys"] = json.dumps({digest: {"name": "demo", "scope": API_KEY_SCOPE}})
     elif auth == "jwt":
         parameters.update({"JwtAlgorithms": "HS256", "JwtHs256Secret": demo.jwt_secret, "JwtJwksUrl": "",
-                           "JwtIssuer": f"http://127.0.0.1:{port}/"})
+                           "JwtIssuer": JWT_ISSUER})
     else:
         parameters["AnonymousScope"] = API_KEY_SCOPE
     parameters.update(extra or {})
@@ -129,10 +131,11 @@ class Stack:
 def start_stack(*, data_dir: Path, auth: str = "apikey", port: int = 9999, oss_port: int = 9000, sts_port: int = 9001,
                 host: str = "127.0.0.1", timers: bool = True, echo_logs: bool = True, instances: int = 2,
                 parameters: dict[str, str] | None = None, env: dict[str, dict[str, str]] | None = None,
-                seed: bool = True) -> Stack:
+                seed: bool = True, clock: Callable[[], float] = time.time) -> Stack:
+    """The emulator and the gateway, wired from template.yml; ``clock`` is the emulator's (tests move it)."""
     data_dir = Path(data_dir)
     demo = Secrets.load(data_dir)
-    template = template_module.load(parameters=template_parameters(auth, demo, port, parameters),
+    template = template_module.load(parameters=template_parameters(auth, demo, parameters),
                                     account_id=ACCOUNT_ID, region=REGION)
     cloud = LocalCloud(CloudConfig(
         data_dir=data_dir / "cloud", host=host, oss_port=oss_port, sts_port=sts_port, account_id=ACCOUNT_ID,
@@ -140,7 +143,7 @@ def start_stack(*, data_dir: Path, auth: str = "apikey", port: int = 9999, oss_p
         roles=emulator_roles(template),
         cors={BUCKET: [{"AllowedOrigin": ["*"], "AllowedMethod": ["GET", "HEAD", "PUT"], "AllowedHeader": ["*"],
                         "ExposeHeader": ["ETag", "x-oss-request-id"], "MaxAgeSeconds": 600}]},
-        cnames={"localhost": BUCKET},
+        cnames={"localhost": BUCKET}, clock=clock,
     )).start()
     gateway = Gateway(template, cloud, GatewayConfig(port=port, host=host, timers=timers, echo_logs=echo_logs,
                                                      instances=instances, env_overrides=env or {}))
@@ -173,8 +176,7 @@ def caller_headers(stack: Stack) -> dict[str, str]:
     if stack.auth == "apikey":
         return {"X-Api-Key": stack.secrets.api_key}
     if stack.auth == "jwt":
-        token = demo_jwt(stack.secrets.jwt_secret, issuer=f"http://127.0.0.1:{stack.gateway.config.port}/",
-                         audience=stack.template.parameters["JwtAudience"])
+        token = demo_jwt(stack.secrets.jwt_secret, issuer=JWT_ISSUER, audience=stack.template.parameters["JwtAudience"])
         return {"Authorization": f"Bearer {token}"}
     return {}
 

@@ -87,7 +87,8 @@ class LocalCloud:
         self._sts_server = make_sts_server(config.host, config.sts_port, self.sts_service)
         self.dispatcher.start()
         for name, server in (("oss", self._oss_server), ("sts", self._sts_server)):
-            thread = threading.Thread(target=server.serve_forever, name=f"local-{name}", daemon=True)
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                      name=f"local-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
         return self

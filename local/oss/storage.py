@@ -272,11 +272,13 @@ class Storage:
 
     def scan(self, bucket: str, after: str, lower: str, upper: str | None, limit: int) -> Iterator[ObjectRecord]:
         """Objects with key > after, key >= lower and key < upper, in key order (lazy: stop any time)."""
+        # One lower bound only, so SQLite seeks straight to it in the primary key.
+        bound, start = (">", after) if after >= lower else (">=", lower)
         sql = (
             "SELECT bucket, key, size, etag, last_modified, content_type, metadata, path, object_type "
-            "FROM objects WHERE bucket = ? AND key > ? AND key >= ?"
+            f"FROM objects WHERE bucket = ? AND key {bound} ?"
         )
-        args: list[Any] = [bucket, after, lower]
+        args: list[Any] = [bucket, start]
         if upper is not None:
             sql += " AND key < ?"
             args.append(upper)

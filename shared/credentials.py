@@ -121,6 +121,7 @@ class SignerCredentials:
                     return self._current
                 raise
             self._current = assumed.credentials
+            log.register_secrets((assumed.credentials.access_key_secret, assumed.credentials.security_token))
             log.get_logger().info("signer credentials refreshed", role_arn=self.role_arn,
                                   expiration=assumed.credentials.expiration.isoformat()
                                   if assumed.credentials.expiration else None)

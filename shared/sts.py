@@ -127,7 +127,8 @@ def _parse(response: Any) -> AssumedRole:
     except Exception as exc:
         log.get_logger().error("sts answered something unusable", error_type=type(exc).__name__)
         raise UpstreamError("the token service gave an unusable answer") from None
-    log.register_secrets((credentials.access_key_secret, credentials.security_token))
+    # Vended credentials are not registered for masking (one per caller would grow the mask list without
+    # bound); they are never logged, and log keys such as AccessKeySecret are masked anyway.
     return AssumedRole(credentials=credentials, assumed_role_arn=arn or "", request_id=request_id)
 
 

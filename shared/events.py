@@ -1,0 +1,224 @@
+"""Typed views of the non-HTTP events Function Compute delivers: OSS trigger and timer.
+
+Powertools-style: ``parse_oss_event(raw)`` and ``parse_timer_event(raw)`` take the handler's ``event``
+(bytes holding JSON, or an already-decoded dict) and return frozen dataclasses; malformed input raises
+``InvalidEvent`` (an ``AppError``) with a message that names the faulty field, never the payload.
+
+OSS trigger (function-compute.md section 5): ``{"events": [record, ...]}``, several records per event.
+A record that cannot be read does not hide the others: ``OssEvent.records`` holds the good ones and
+``OssEvent.invalid`` the (index, reason) of the bad ones, so a handler can process all and fail after.
+
+Key encoding: whether the cloud URL-encodes ``oss.object.key`` is unconfirmed; the local emulator sends
+the raw key. ``OssObjectRecord.key`` is the key exactly as delivered and ``key_candidates()`` adds the
+percent-/plus-decoded forms when they differ, so a handler can resolve the ambiguity against the store
+(the first candidate that exists is the object) instead of guessing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import unquote, unquote_plus
+
+from shared.errors import InvalidParameter
+
+__all__ = [
+    "InvalidEvent",
+    "OssEvent",
+    "OssObjectRecord",
+    "TimerEvent",
+    "parse_oss_event",
+    "parse_timer_event",
+]
+
+# Event names a link-per-object handler acts on: a complete object now exists. Multipart steps
+# (InitiateMultipartUpload, UploadPart, UploadPartCopy) fire under ObjectCreated:* but create nothing.
+FINAL_CREATE_EVENTS = frozenset({
+    "ObjectCreated:PutObject", "ObjectCreated:PostObject", "ObjectCreated:CopyObject",
+    "ObjectCreated:CompleteMultipartUpload", "ObjectCreated:AppendObject", "ObjectCreated:PutSymlink",
+})  # fmt: skip
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+class InvalidEvent(InvalidParameter):
+    code = "InvalidEvent"
+
+
+def _decode(raw: bytes | bytearray | str | Mapping[str, Any], what: str) -> Mapping[str, Any]:
+    if isinstance(raw, Mapping):
+        return raw
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidEvent(f"the {what} event is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidEvent(f"the {what} event must be a JSON object")
+    return value
+
+
+def parse_time(value: object) -> datetime:
+    """ISO 8601 / RFC 3339 (``2022-08-13T06:45:43.000Z``) -> aware UTC datetime; ValueError otherwise."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("expected an ISO 8601 time")
+    moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+# --- OSS trigger ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OssObjectRecord:
+    """One record of an OSS-trigger event."""
+
+    event_name: str  # "ObjectCreated:PutObject" (no "oss:" prefix, as FC delivers it)
+    event_time: datetime
+    event_time_raw: str
+    bucket: str
+    key: str  # as delivered (see the module docstring on encoding)
+    size: int
+    etag: str  # uppercase hex as delivered, quotes removed
+    region: str = ""
+    request_id: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def creates_object(self) -> bool:
+        """True for events after which a complete object exists (not multipart steps, not removals)."""
+        return self.event_name in FINAL_CREATE_EVENTS
+
+    def key_candidates(self) -> list[str]:
+        """The key as delivered, then its URL-decoded forms if they differ (most literal first)."""
+        candidates = [self.key]
+        try:
+            if _PERCENT_ESCAPE.search(self.key):
+                candidates.append(unquote(self.key, errors="strict"))
+            if "+" in self.key:
+                candidates.append(unquote_plus(self.key, errors="strict"))
+        except UnicodeDecodeError:  # not valid percent-encoded UTF-8: it was never encoded
+            pass
+        unique: list[str] = []
+        for candidate in candidates:
+            if candidate and candidate not in unique:
+                unique.append(candidate)
+        return unique
+
+
+@dataclass(frozen=True)
+class OssEvent:
+    records: list[OssObjectRecord]
+    invalid: list[tuple[int, str]]  # (index in "events", reason)
+
+
+def _record(index: int, item: object) -> OssObjectRecord:
+    if not isinstance(item, Mapping):
+        raise ValueError("record is not an object")
+    oss = item.get("oss")
+    if not isinstance(oss, Mapping):
+        raise ValueError("oss is missing")
+    bucket = oss.get("bucket")
+    obj = oss.get("object")
+    if not isinstance(bucket, Mapping) or not isinstance(obj, Mapping):
+        raise ValueError("oss.bucket or oss.object is missing")
+    name = item.get("eventName")
+    if not isinstance(name, str) or not name:
+        raise ValueError("eventName is missing")
+    key = obj.get("key")
+    if not isinstance(key, str) or not key:
+        raise ValueError("oss.object.key is missing")
+    bucket_name = bucket.get("name")
+    if not isinstance(bucket_name, str) or not bucket_name:
+        raise ValueError("oss.bucket.name is missing")
+    size = obj.get("size", 0)
+    if isinstance(size, str) and size.isdigit():
+        size = int(size)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ValueError("oss.object.size is not a non-negative integer")
+    etag = obj.get("eTag", "")
+    if not isinstance(etag, str):
+        raise ValueError("oss.object.eTag is not a string")
+    time_raw = item.get("eventTime")
+    try:
+        event_time = parse_time(time_raw)
+    except ValueError:
+        raise ValueError("eventTime is not an ISO 8601 time") from None
+    response = item.get("responseElements")
+    request_id = response.get("requestId", "") if isinstance(response, Mapping) else ""
+    return OssObjectRecord(
+        event_name=name.removeprefix("oss:"),
+        event_time=event_time,
+        event_time_raw=str(time_raw),
+        bucket=bucket_name,
+        key=key,
+        size=size,
+        etag=etag.strip('"').upper(),
+        region=str(item.get("region", "")),
+        request_id=str(request_id or ""),
+        raw=item,
+    )
+
+
+def parse_oss_event(raw: bytes | bytearray | str | Mapping[str, Any]) -> OssEvent:
+    """Parse ``{"events": [...]}``; InvalidEvent if the envelope is wrong, bad records listed in ``invalid``."""
+    data = _decode(raw, "OSS")
+    items = data.get("events")
+    if not isinstance(items, list):
+        raise InvalidEvent("the OSS event has no 'events' list")
+    records: list[OssObjectRecord] = []
+    invalid: list[tuple[int, str]] = []
+    for index, item in enumerate(items):
+        try:
+            records.append(_record(index, item))
+        except ValueError as error:
+            invalid.append((index, str(error)))
+    return OssEvent(records=records, invalid=invalid)
+
+
+# --- timer trigger -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimerEvent:
+    trigger_time: datetime
+    trigger_time_raw: str
+    trigger_name: str
+    payload: str  # the trigger's payload string, as configured (often JSON)
+
+    def payload_json(self) -> dict[str, Any]:
+        """The payload parsed as a JSON object ({} when empty); InvalidEvent otherwise."""
+        if not self.payload.strip():
+            return {}
+        try:
+            value = json.loads(self.payload)
+        except ValueError:
+            raise InvalidEvent("the timer payload is not valid JSON") from None
+        if not isinstance(value, dict):
+            raise InvalidEvent("the timer payload must be a JSON object")
+        return value
+
+
+def parse_timer_event(raw: bytes | bytearray | str | Mapping[str, Any]) -> TimerEvent:
+    data = _decode(raw, "timer")
+    name = data.get("triggerName")
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidEvent("the timer event has no triggerName")
+    time_raw = data.get("triggerTime")
+    try:
+        trigger_time = parse_time(time_raw)
+    except ValueError:
+        raise InvalidEvent("the timer event's triggerTime is not an ISO 8601 time") from None
+    payload = data.get("payload", "")
+    if payload is None:
+        payload = ""
+    if isinstance(payload, (dict, list)):  # a payload given as JSON rather than a string (local tools)
+        payload = json.dumps(payload)
+    if not isinstance(payload, str):
+        raise InvalidEvent("the timer event's payload must be a string")
+    return TimerEvent(trigger_time=trigger_time, trigger_time_raw=str(time_raw), trigger_name=name.strip(),
+                      payload=payload)

@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 CHUNK = 1024 * 1024
+_SCAN_COLUMNS = "bucket, key, size, etag, last_modified, content_type, metadata, path, object_type"
+_SCAN_FROM_INCLUSIVE = f"SELECT {_SCAN_COLUMNS} FROM objects WHERE bucket = ? AND key >= ?"  # noqa: S608 - constants
+_SCAN_FROM_EXCLUSIVE = f"SELECT {_SCAN_COLUMNS} FROM objects WHERE bucket = ? AND key > ?"  # noqa: S608 - constants
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets (
@@ -273,11 +276,9 @@ class Storage:
     def scan(self, bucket: str, after: str, lower: str, upper: str | None, limit: int) -> Iterator[ObjectRecord]:
         """Objects with key > after, key >= lower and key < upper, in key order (lazy: stop any time)."""
         # One lower bound only, so SQLite seeks straight to it in the primary key.
-        bound, start = (">", after) if after >= lower else (">=", lower)
-        sql = (
-            "SELECT bucket, key, size, etag, last_modified, content_type, metadata, path, object_type "
-            f"FROM objects WHERE bucket = ? AND key {bound} ?"
-        )
+        inclusive = after < lower
+        sql = _SCAN_FROM_INCLUSIVE if inclusive else _SCAN_FROM_EXCLUSIVE
+        start = lower if inclusive else after
         args: list[Any] = [bucket, start]
         if upper is not None:
             sql += " AND key < ?"

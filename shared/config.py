@@ -372,6 +372,9 @@ VARIABLES: tuple[Variable, ...] = (
     _v("EXPORT_MIN_REMAINING_SECONDS", "export.min_remaining", _integer(1, 3600), "30",
        "Checkpoint and continue asynchronously when less than this remains of the invocation",
        "1..3600", used_by=frozenset({"export"})),
+    _v("EXPORT_PART_SIZE", "export.part_size", _integer(102400, 64 * 1024 * 1024), str(8 * 1024 * 1024),
+       "Size of the multipart-upload parts an export streams its rows into (memory holds about one part)",
+       "102400..67108864 bytes", used_by=frozenset({"export"})),
     _v("ASYNC_INVOKE_ENDPOINT", "export.invoke_endpoint", _url, "",
        "Function Compute endpoint for the export's asynchronous self-invocation; empty means "
        "https://<FC_ACCOUNT_ID>.<FC_REGION>.fc.aliyuncs.com", "http(s) URL or empty",
@@ -508,6 +511,7 @@ class ExportSettings:
     format: str
     expires: int
     min_remaining: int
+    part_size: int
     invoke_endpoint: str
 
 

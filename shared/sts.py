@@ -159,6 +159,12 @@ def _final_error(failure: _Retryable) -> Exception:
     return UpstreamError("the token service failed; retry later")
 
 
+def preload() -> None:
+    """Import the SDK now (from an FC initializer), so the first caller does not wait for it."""
+    import alibabacloud_sts20150401.client  # noqa: F401
+    import darabonba.runtime  # noqa: F401
+
+
 # --- one client per container ------------------------------------------------------------------------------
 
 _clients: OrderedDict[Hashable, StsClient] = OrderedDict()

@@ -55,6 +55,12 @@ def _endpoint_url(settings: Settings) -> str:
     return f"{scheme}://{endpoint.host}"
 
 
+def initialize(context: Any) -> None:
+    """FC initializer hook (optional): load the settings and import the STS SDK before the first request."""
+    http.settings_for(FUNCTION)
+    sts.preload()
+
+
 def _is_token_path(path: str) -> bool:
     return path in ("", "/") or path.rstrip("/").endswith("/sts")
 

@@ -276,3 +276,29 @@ def test_hs256_mode(env, sts_ok):
         JWT_HS256_SECRET=HS_SECRET)
     response = handler(make_event(headers={"Authorization": f"Bearer {make_jwt(HS_SECRET, 'HS256')}"}), context())
     assert response["statusCode"] == 200
+
+
+# --- cold start ------------------------------------------------------------------------------------------------
+
+
+def test_importing_the_handler_does_not_import_the_sdks():
+    import subprocess
+    import sys
+
+    code = ("import sys; import functions.token.handler; "
+            "heavy = [m for m in ('alibabacloud_sts20150401', 'alibabacloud_tea_openapi', 'jwt', 'cryptography', "
+            "'requests', 'oss2') if m in sys.modules]; print(','.join(heavy))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+    assert result.stdout.strip() == ""
+
+
+def test_initializer_loads_settings_and_the_sdk(env):
+    import sys
+
+    from functions.token.handler import initialize
+    from shared import http
+
+    initialize(None)
+    assert "alibabacloud_sts20150401.client" in sys.modules
+    assert http._settings["token"].oss.bucket == BUCKET

@@ -1,0 +1,283 @@
+"""Sign function: pre-signed OSS URLs (or /download proxy links) for keys inside the caller's scope.
+
+    GET  /sign?key=<key>&expires=600&disposition=attachment&filename=...     one key
+    POST /sign {"key": "...", ...options}                                    one key
+    POST /sign {"keys": ["a", {"key": "b", ...per-key options}], ...options} up to SIGN_MAX_BATCH keys
+
+Options: shared/url_options.py. The caller is authenticated (shared/auth.py) and every key is checked
+against its scope before any credentials are fetched or anything is signed. A batch answers 200 with one
+result per key, in order; a key that fails carries ``{"key", "error": {"code", "message", "status"}}``.
+Every URL's validity is clamped (shared/validity.py) to what the signing credentials have left, and
+reported: ``expires_at``, ``expires_in``, ``clamped``, ``clamp_reason``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Any
+
+from shared import http, links
+from shared import logging as log
+from shared.auth import Identity, authenticate
+from shared.config import Settings
+from shared.credentials import signing_credentials
+from shared.errors import AppError, BadRequest, InvalidParameter, NotFound
+from shared.keys import CredentialsExpiring, InvalidKey, KeyOutsideScope, SigningError, validate_key
+from shared.signing import Credentials, PresignedUrl, Signer
+from shared.storage import OssClient, OssError, to_app_error
+from shared.url_options import UrlSpec, parse_spec, validity_policy
+from shared.validity import effective_validity, format_utc
+
+FUNCTION = "sign"
+HEAD_WORKERS = 8
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+Result = dict[str, Any]
+
+
+def _is_sign_path(path: str) -> bool:
+    return path in ("", "/") or path.rstrip("/").endswith("/sign")
+
+
+@http.http_handler(FUNCTION, methods=("GET", "POST"))
+def handler(request: http.Request, settings: Settings, context: Any) -> http.Response:
+    if not _is_sign_path(request.path):
+        raise NotFound("no such endpoint; use /sign")
+    identity = authenticate(request, settings.auth)
+    values = _parameters(request)
+    job = _Job(settings, context, identity, request.source_ip)
+    if "keys" in values:
+        results = job.batch(values.pop("keys"), values)
+        failed = sum(1 for result in results if "error" in result)
+        log.get_logger().info("urls signed", subject=identity.subject, scope=identity.scope, count=len(results),
+                              failed=failed)
+        return http.json_response(200, {"results": results, "count": len(results), "failed": failed}, NO_STORE)
+    key = values.pop("key", None)
+    if key is None or key == "":
+        raise InvalidParameter("key is required (or keys, a list, with POST)")
+    result = job.single(key, values)
+    log.get_logger().info("url signed", subject=identity.subject, scope=identity.scope, method=result["method"],
+                          expires_in=result["expires_in"], clamped=result["clamped"])
+    return http.json_response(200, result, NO_STORE)
+
+
+def _parameters(request: http.Request) -> dict[str, Any]:
+    """Query parameters, plus the JSON body for POST; the same name in both must agree."""
+    merged: dict[str, Any] = dict(request.query)
+    if "keys" in merged:
+        raise BadRequest("keys (a batch) must be sent as a JSON body with POST")
+    if request.method == "POST":
+        for name, value in request.json().items():
+            if name in merged and str(merged[name]) != str(value):
+                raise InvalidParameter(f"parameter {name[:40]!r} is given twice with different values")
+            merged[name] = value
+    return merged
+
+
+class _Job:
+    """One request's signing: one set of credentials and one Signer per (endpoint, version), bound lazily."""
+
+    def __init__(self, settings: Settings, context: Any, identity: Identity, source_ip: str) -> None:
+        self.settings = settings
+        self.context = context
+        self.identity = identity
+        self.source_ip = source_ip
+        self.now = datetime.now(timezone.utc)
+        self._credentials: Credentials | None = None
+        self._signers: dict[tuple[Any, str], Signer] = {}
+
+    # -- entry points ------------------------------------------------------------------------------------
+
+    def single(self, key: Any, values: dict[str, Any]) -> Result:
+        key = self._checked_key(key, "")  # scope first: nothing is parsed or signed for a foreign key
+        spec = parse_spec(values, self.settings, source_ip=self.source_ip)
+        if self.settings.sign.check_exists and spec.method != "PUT" and not spec.proxy:
+            self._head(key, spec)
+        return self._sign_group([key], spec)[0]
+
+    def batch(self, items: Any, shared_values: dict[str, Any]) -> list[Result]:
+        limit = self.settings.sign.max_batch
+        if not isinstance(items, list) or not items:
+            raise InvalidParameter("keys must be a non-empty list of keys or {\"key\": ...} objects")
+        if len(items) > limit:
+            raise InvalidParameter(f"keys has {len(items)} entries; at most {limit} per call")
+        if "key" in shared_values:
+            raise InvalidParameter("give either key or keys, not both")
+        shared_spec = parse_spec(shared_values, self.settings, source_ip=self.source_ip)
+        results: list[Result | None] = [None] * len(items)
+        groups: dict[str, tuple[UrlSpec, list[int], list[str]]] = {}
+        for index, item in enumerate(items):  # pass 1: keys and scope, no signing yet
+            try:
+                key, spec, group = self._entry(index, item, shared_values, shared_spec)
+            except AppError as error:
+                results[index] = _error_result(_item_key(item), error)
+                continue
+            entry = groups.setdefault(group, (spec, [], []))
+            entry[1].append(index)
+            entry[2].append(key)
+        if self.settings.sign.check_exists:
+            self._head_many(groups, results)
+        for spec, indexes, keys in groups.values():  # pass 2: one presign_many per distinct options
+            kept = [(i, k) for i, k in zip(indexes, keys, strict=True) if results[i] is None]
+            if not kept:
+                continue
+            try:
+                signed = self._sign_group([k for _, k in kept], spec)
+            except CredentialsExpiring:
+                raise  # the deployment's problem, not the keys': the whole call fails (503)
+            except AppError as error:
+                for index, key in kept:
+                    results[index] = _error_result(key, error)
+                continue
+            for (index, _), result in zip(kept, signed, strict=True):
+                results[index] = result
+        return [result for result in results if result is not None]
+
+    # -- keys and options ------------------------------------------------------------------------------
+
+    def _entry(self, index: int, item: Any, shared_values: dict[str, Any],
+               shared_spec: UrlSpec) -> tuple[str, UrlSpec, str]:
+        where = f"keys[{index}]: "
+        if isinstance(item, str):
+            return self._checked_key(item, where), shared_spec, ""
+        if not isinstance(item, dict):
+            raise InvalidParameter(f"{where}each entry must be a key or an object with a key")
+        key = self._checked_key(item.get("key"), where)
+        overrides = {name: value for name, value in item.items() if name != "key"}
+        if not overrides:
+            return key, shared_spec, ""
+        if "keys" in overrides:
+            raise InvalidParameter(f"{where}keys cannot be nested")
+        spec = parse_spec({**shared_values, **overrides}, self.settings, source_ip=self.source_ip, where=where)
+        return key, spec, json.dumps(overrides, sort_keys=True, default=str)
+
+    def _checked_key(self, key: Any, where: str) -> str:
+        if not isinstance(key, str) or not key:
+            raise InvalidKey(f"{where}key must be a non-empty string")
+        try:
+            validate_key(key)
+        except InvalidKey as error:
+            raise InvalidKey(f"{where}{error.message}") from None
+        if not self.identity.allows_key(key):
+            raise KeyOutsideScope(f"{where}the key is outside the caller's scope ({self.identity.scope})")
+        return key
+
+    # -- signing ---------------------------------------------------------------------------------------
+
+    def credentials(self) -> Credentials:
+        if self._credentials is None:
+            self._credentials = signing_credentials(self.context, self.settings)
+        return self._credentials
+
+    def _signer(self, spec: UrlSpec) -> Signer:
+        token = (spec.endpoint, spec.version)
+        signer = self._signers.get(token)
+        if signer is None:
+            settings = self.settings
+            signer = Signer(self.credentials(), spec.endpoint, settings.oss.bucket, region=settings.oss.region,
+                            version=spec.version, policy=validity_policy(settings))
+            self._signers[token] = signer
+        return signer
+
+    def _sign_group(self, keys: Sequence[str], spec: UrlSpec) -> list[Result]:
+        if spec.proxy:
+            return self._proxy_links(keys, spec)
+        try:
+            signed = self._signer(spec).presign_many(keys, expires=spec.expires, method=spec.method,
+                                                     options=spec.options, now=self.now)
+        except CredentialsExpiring:
+            raise
+        except SigningError as error:
+            raise InvalidParameter(error.message) from None
+        return [_url_result(key, url) for key, url in zip(keys, signed, strict=True)]
+
+    def _proxy_links(self, keys: Sequence[str], spec: UrlSpec) -> list[Result]:
+        """Links to /download: they need no OSS credentials now, so only the configured bounds apply."""
+        download = self.settings.download
+        try:
+            validity = effective_validity(spec.expires, version="v1", now=self.now,
+                                          policy=validity_policy(self.settings))
+        except SigningError as error:
+            raise InvalidParameter(error.message) from None
+        expires_at = int(validity.expires_at.timestamp())
+        return [
+            {
+                "key": key,
+                "url": links.make_link(download.base_url, key, secret=download.link_secret, expires_at=expires_at,
+                                       options=spec.link_options()),
+                "method": spec.method,
+                "headers": {},
+                "expires_at": format_utc(validity.expires_at),
+                "expires_in": validity.expires_in,
+                "clamped": validity.clamped,
+                "clamp_reason": validity.clamp_reason,
+                "proxy": True,
+            }
+            for key in keys
+        ]
+
+    # -- existence checks ------------------------------------------------------------------------------
+
+    def _client(self) -> OssClient:
+        credentials = self.credentials()
+        return OssClient.from_settings(self.settings, lambda: credentials, max_retries=1)
+
+    def _head(self, key: str, spec: UrlSpec, client: OssClient | None = None) -> None:
+        try:
+            (client or self._client()).head_object(key, version_id=spec.options.version_id)
+        except OssError as error:
+            raise to_app_error(error) from None
+
+    def _head_many(self, groups: dict[str, tuple[UrlSpec, list[int], list[str]]],
+                   results: list[Result | None]) -> None:
+        checks = [(index, key, spec) for spec, indexes, keys in groups.values() if spec.method != "PUT"
+                  and not spec.proxy for index, key in zip(indexes, keys, strict=True)]
+        if not checks:
+            return
+        client = self._client()
+
+        def check(entry: tuple[int, str, UrlSpec]) -> tuple[int, str, AppError | None]:
+            index, key, spec = entry
+            try:
+                self._head(key, spec, client)
+            except AppError as error:
+                return index, key, error
+            return index, key, None
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=min(HEAD_WORKERS, len(checks))) as pool:
+            for index, key, error in pool.map(check, checks):
+                if error is not None:
+                    results[index] = _error_result(key, error)
+        log.get_logger().debug("existence checked", count=len(checks),
+                               duration_ms=round((time.perf_counter() - started) * 1000, 1))
+
+
+def _url_result(key: str, url: PresignedUrl) -> Result:
+    validity = url.validity
+    return {
+        "key": key,
+        "url": url.url,
+        "method": url.method,
+        "headers": dict(url.headers),
+        "expires_at": format_utc(validity.expires_at),
+        "expires_in": validity.expires_in,
+        "clamped": validity.clamped,
+        "clamp_reason": validity.clamp_reason,
+    }
+
+
+def _item_key(item: Any) -> Any:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict) and isinstance(item.get("key"), str):
+        return item["key"]
+    return None
+
+
+def _error_result(key: Any, error: AppError) -> Result:
+    return {"key": key, "error": {"code": error.code, "message": error.message, "status": error.status}}

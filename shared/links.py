@@ -1,0 +1,102 @@
+"""/download proxy links: ``<base>/download/<encoded key>?exp=<unix>&sig=<hmac>[&disposition=..&filename=..]``.
+
+The sign function issues them; the download function checks them and then redirects to (or streams)
+a freshly signed OSS URL, so a link never shows the bucket's domain and outlives no credentials.
+
+    sig = base64url(HMAC-SHA256(DOWNLOAD_LINK_SECRET, canonical)), no padding
+    canonical = "oss-url-link/1" \\n <key, raw UTF-8> \\n <exp> \\n <option=value lines, sorted>
+
+The canonical string does not include the HTTP method (the same link serves GET and HEAD) and covers
+every option the link carries, so none can be added, removed or changed. The check is constant time.
+A query parameter outside LINK_OPTIONS (plus exp and sig) makes the link invalid.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+from urllib.parse import quote
+
+from shared.errors import Forbidden, InvalidParameter
+from shared.keys import encode_key_path, validate_key
+
+CANONICAL_PREFIX = "oss-url-link/1"
+LINK_OPTIONS = ("disposition", "filename")
+LINK_PARAMS = frozenset({"exp", "sig", *LINK_OPTIONS})
+MAX_EXP_DIGITS = 12
+
+
+class InvalidLink(Forbidden):
+    code = "InvalidLink"
+
+
+class LinkExpired(Forbidden):
+    code = "LinkExpired"
+
+
+def _canonical(key: str, exp: int, options: Mapping[str, str]) -> bytes:
+    lines = [CANONICAL_PREFIX, key, str(exp)]
+    lines += [f"{name}={options[name]}" for name in sorted(options)]
+    return "\n".join(lines).encode("utf-8")
+
+
+def link_signature(secret: str, key: str, exp: int, options: Mapping[str, str]) -> str:
+    digest = hmac.digest(secret.encode("utf-8"), _canonical(key, exp, options), "sha256")
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _clean_options(options: Mapping[str, str | None]) -> dict[str, str]:
+    cleaned = {name: value for name, value in options.items() if value not in (None, "")}
+    unknown = sorted(set(cleaned) - set(LINK_OPTIONS))
+    if unknown:
+        raise InvalidParameter(f"proxy links carry only {', '.join(LINK_OPTIONS)}; not {unknown[0]!r}")
+    return {name: str(value) for name, value in cleaned.items()}
+
+
+def make_link(base_url: str, key: str, *, secret: str, expires_at: int,
+              options: Mapping[str, str | None] | None = None) -> str:
+    """A signed proxy link to ``key`` valid until ``expires_at`` (unix seconds)."""
+    if not secret:
+        raise InvalidParameter("proxy links are not enabled (DOWNLOAD_LINK_SECRET is empty)")
+    if not base_url:
+        raise InvalidParameter("proxy links are not enabled (DOWNLOAD_BASE_URL is empty)")
+    validate_key(key)
+    cleaned = _clean_options(options or {})
+    signature = link_signature(secret, key, expires_at, cleaned)
+    query = [f"exp={expires_at}"]
+    query += [f"{name}={quote(cleaned[name], safe='')}" for name in sorted(cleaned)]
+    query.append(f"sig={signature}")
+    return f"{base_url.rstrip('/')}/download/{encode_key_path(key)}?{'&'.join(query)}"
+
+
+def is_link_request(query: Mapping[str, str]) -> bool:
+    return "sig" in query or "exp" in query
+
+
+def verify_link(key: str, query: Mapping[str, str], *, secret: str, now: float) -> dict[str, str]:
+    """Check a proxy link's query for ``key``; return its options. InvalidLink / LinkExpired (403)."""
+    if not secret:
+        raise InvalidLink("proxy links are not enabled")
+    unknown = sorted(set(query) - LINK_PARAMS)
+    if unknown:
+        raise InvalidLink(f"the link has an unexpected parameter {unknown[0][:40]!r}")
+    exp_text = query.get("exp", "")
+    signature = query.get("sig", "")
+    if not exp_text.isascii() or not exp_text.isdigit() or len(exp_text) > MAX_EXP_DIGITS or not signature:
+        raise InvalidLink("the link is malformed (exp and sig are required)")
+    exp = int(exp_text)
+    options = {name: query[name] for name in LINK_OPTIONS if query.get(name)}
+    expected = link_signature(secret, key, exp, options)
+    # Constant time, and on ASCII bytes so a non-ASCII forgery cannot raise instead of failing.
+    if not hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "replace")):
+        raise InvalidLink("the link's signature is not valid")
+    if exp < now:
+        raise LinkExpired("the link has expired")
+    return options
+
+
+def secret_fingerprint(secret: str) -> str:
+    """A short, non-reversible id of the secret for logs (which secret signed what)."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()[:8]

@@ -282,8 +282,26 @@ def _verification_key(token: str, header: Mapping[str, Any], settings: AuthSetti
             if not settings.jwt_public_key:
                 raise _invalid_token("the token's signing key is unknown") from None
     if settings.jwt_public_key:
-        return settings.jwt_public_key
+        return _public_key(settings.jwt_public_key)
     raise _invalid_token("the token's signing key is unknown")
+
+
+_public_keys: dict[str, Any] = {}
+
+
+def _public_key(pem: str) -> Any:
+    """JWT_PUBLIC_KEY parsed once (environment variables often carry the PEM with literal '\\n')."""
+    key = _public_keys.get(pem)
+    if key is None:
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        text = pem.replace("\\n", "\n").strip()
+        try:
+            key = load_pem_public_key(text.encode("ascii"))
+        except (ValueError, TypeError, UnicodeEncodeError):
+            raise ConfigError("JWT_PUBLIC_KEY is not a PEM public key") from None
+        _public_keys[pem] = key
+    return key
 
 
 def _jwt_identity(request: Request, settings: AuthSettings) -> Identity:
@@ -343,6 +361,7 @@ def reset_caches() -> None:
     with _jwks_lock:
         _jwks_clients.clear()
     _inline_jwks.clear()
+    _public_keys.clear()
     with _tables_lock:
         _apikey_tables.clear()
     _anonymous_warned = False

@@ -193,6 +193,8 @@ def _body(value: Any, is_base64: Any, max_bytes: int) -> bytes:
         return b""
     if not isinstance(value, str):
         raise BadRequest("malformed event: body must be a string")
+    if is_base64 is None:
+        is_base64 = False
     if not isinstance(is_base64, bool):
         raise BadRequest("malformed event: isBase64Encoded must be a boolean")
     # Check the encoded size first so a huge body is refused before it is decoded.

@@ -314,3 +314,28 @@ def test_allows_key():
     assert not identity.allows_key("users/alice/../bob/a.txt")
     assert not identity.allows_key("users/bob/a.txt")
     assert not identity.allows_key("/users/alice/a.txt")
+
+
+def test_public_key_with_escaped_newlines(env, rsa_keys):
+    settings = _jwt_settings(env, JWT_PUBLIC_KEY=rsa_keys.public.replace("\n", "\\n"))
+    assert auth.authenticate(_bearer(make_jwt(rsa_keys.private)), settings).subject == "alice"
+
+
+def test_invalid_public_key_is_a_configuration_error(env, rsa_keys):
+    settings = _jwt_settings(env, JWT_PUBLIC_KEY="-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----")
+    with pytest.raises(ConfigError):
+        auth.authenticate(_bearer(make_jwt(rsa_keys.private)), settings)
+
+
+def test_key_of_another_family_is_refused(env, rsa_keys):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    ec_public = ec_key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    settings = _jwt_settings(env, JWT_PUBLIC_KEY=ec_public, JWT_ALGORITHMS="RS256,ES256")
+    _fails(Unauthorized, _bearer(make_jwt(rsa_keys.private)), settings)
+    ec_private = ec_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption())
+    assert auth.authenticate(_bearer(make_jwt(ec_private, "ES256")), settings).subject == "alice"

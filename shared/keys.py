@@ -9,7 +9,6 @@ Pure: stdlib only, no network, no SDK.
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
 
 from shared.errors import AppError
 
@@ -118,16 +117,56 @@ def encode_key_path(key: str) -> str:
     is sent as `%2E` / `%2E%2E`. Browsers, curl and HTTP libraries remove dot segments before
     sending, which would silently address another key; the service decodes `%2E` back to `.`.
     """
-    encoded = quote(key, safe="/")
-    if "." in encoded and ("/." in encoded or encoded[0] == "."):
-        encoded = "/".join(_escape_dot_segment(segment) for segment in encoded.split("/"))
-    return encoded
+    return escape_dot_segments(quote_path(key))
+
+
+def quote_path(text: str) -> str:
+    """`urllib.parse.quote(text, safe="/")`, about twice as fast on non-ASCII keys.
+
+    str.translate runs in C; the table computes each code point's encoding once, on first use.
+    """
+    return text.translate(_PATH_QUOTING)
+
+
+def quote_component(text: str) -> str:
+    """`urllib.parse.quote(text, safe="")`: only RFC 3986 unreserved characters stay as is."""
+    return text.translate(_COMPONENT_QUOTING)
+
+
+def escape_dot_segments(encoded_path: str) -> str:
+    """Turn `.` / `..` segments of an already encoded path into `%2E` / `%2E%2E`."""
+    if not (encoded_path.startswith(".") or "/." in encoded_path):
+        return encoded_path
+    return "/".join(_escape_dot_segment(segment) for segment in encoded_path.split("/"))
 
 
 def _escape_dot_segment(segment: str) -> str:
     if segment in (".", ".."):
         return segment.replace(".", "%2E")
     return segment
+
+
+class _PercentEncodingTable(dict):
+    """Code point -> its percent-encoding, filled lazily for str.translate (bounded in size)."""
+
+    _UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+    _MAX_ENTRIES = 65536
+
+    def __init__(self, also_safe: str) -> None:
+        super().__init__()
+        self._safe = frozenset(self._UNRESERVED + also_safe)
+
+    def __missing__(self, code_point: int) -> str:
+        char = chr(code_point)
+        # A lone surrogate raises UnicodeEncodeError here, as quote() does.
+        encoded = char if char in self._safe else "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
+        if len(self) < self._MAX_ENTRIES:
+            self[code_point] = encoded
+        return encoded
+
+
+_PATH_QUOTING = _PercentEncodingTable(also_safe="/")
+_COMPONENT_QUOTING = _PercentEncodingTable(also_safe="")
 
 
 # ---------------------------------------------------------------------------------------------

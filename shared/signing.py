@@ -22,14 +22,13 @@ from __future__ import annotations
 import binascii
 import hmac
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from hashlib import sha256
 from types import MappingProxyType
 from typing import Literal
-from urllib.parse import quote
 
 from shared.keys import (
     CredentialsExpiring,
@@ -41,6 +40,9 @@ from shared.keys import (
     KeyOutsideScope,
     SigningError,
     encode_key_path,
+    escape_dot_segments,
+    quote_component,
+    quote_path,
     validate_key,
 )
 from shared.validity import Validity, ValidityPolicy, Version, effective_validity, truncate_to_second
@@ -339,13 +341,13 @@ class SignedRequest:
 
 def v4_encode(text: str) -> str:
     """RFC 3986: everything but A-Z a-z 0-9 - _ . ~ percent-encoded over UTF-8, uppercase hex."""
-    return quote(text, safe="")
+    return quote_component(text)
 
 
 def v4_canonical_uri(bucket: str | None, key: str | None) -> str:
     if not bucket:
         return "/"
-    return "/" + bucket + "/" + quote(key or "", safe="/")
+    return "/" + bucket + "/" + quote_path(key or "")
 
 
 def v4_canonical_query(params: Mapping[str, str | None]) -> str:
@@ -515,6 +517,9 @@ class Signer:
         self.product = product
         self.policy = policy or ValidityPolicy()
         self._base_url = endpoint.base_url(bucket)
+        # The last prepared URL signer: consecutive calls with the same method, expires, options
+        # and second reuse it instead of rebuilding the canonical query.
+        self._prepared: tuple | None = None
 
     def __repr__(self) -> str:
         return (
@@ -533,7 +538,9 @@ class Signer:
         options: PresignOptions | None = None,
         now: datetime | None = None,
     ) -> PresignedUrl:
-        return self.presign_many((key,), expires=expires, method=method, options=options, now=now)[0]
+        options = options or NO_OPTIONS
+        sign_key, headers, validity = self._prepare(method, options, expires, now)
+        return PresignedUrl(sign_key(validate_key(key)), method, headers, validity)
 
     def presign_many(
         self,
@@ -546,15 +553,7 @@ class Signer:
     ) -> list[PresignedUrl]:
         """Sign every key with the same method, options and validity. Any invalid key fails the call."""
         options = options or NO_OPTIONS
-        if method not in PRESIGN_METHODS:
-            raise InvalidOption(f"method must be one of {', '.join(sorted(PRESIGN_METHODS))}")
-        options.check_method(method)
-        validity = self.validity(expires, now=now)
-        headers = MappingProxyType(options.upload_headers())
-        if self.version == "v4":
-            sign_key = self._v4_url_signer(method, options.query_params(), headers, validity)
-        else:
-            sign_key = self._v1_url_signer(method, options.query_params(), headers, validity)
+        sign_key, headers, validity = self._prepare(method, options, expires, now)
         results = []
         for index, key in enumerate(keys):
             try:
@@ -573,9 +572,29 @@ class Signer:
             policy=self.policy,
         )
 
+    def _prepare(
+        self, method: str, options: PresignOptions, expires: int, now: datetime | None
+    ) -> tuple[Callable[[str], str], Mapping[str, str], Validity]:
+        """(key -> URL, headers to send, validity) for this call; reused while nothing changes."""
+        now = truncate_to_second(now or datetime.now(timezone.utc))
+        prepared = self._prepared
+        if prepared and prepared[:4] == (method, expires, now, options):
+            return prepared[4]
+        if method not in PRESIGN_METHODS:
+            raise InvalidOption(f"method must be one of {', '.join(sorted(PRESIGN_METHODS))}")
+        options.check_method(method)
+        validity = self.validity(expires, now=now)
+        headers = MappingProxyType(options.upload_headers()) if method == "PUT" else _NO_HEADERS
+        build = self._v4_url_signer if self.version == "v4" else self._v1_url_signer
+        result = (build(method, options.query_params(), headers, validity), headers, validity)
+        # `options` is compared by value (frozen); a new equal object reuses the prepared signer.
+        self._prepared = (method, expires, now, options, result)
+        return result
+
     def _v4_url_signer(
         self, method: str, params: dict[str, str], headers: Mapping[str, str], validity: Validity
-    ):  # -> Callable[[str], str]
+    ) -> Callable[[str], str]:
+        """Everything but the key is fixed: returns key -> URL (one quote, one SHA-256, one HMAC)."""
         credentials = self.credentials
         timestamp = v4_timestamp(validity.signed_at)
         date = timestamp[:8]
@@ -599,18 +618,18 @@ class Signer:
         url_tail = f"?{query}&x-oss-signature="
 
         def sign_key(key: str) -> str:
-            encoded = quote(key, safe="/")
+            encoded = quote_path(key)  # the canonical URI keeps dot segments, the URL path escapes them
             canonical_request = request_head + encoded + request_tail
             string_to_sign = sts_head + sha256(canonical_request.encode("utf-8")).hexdigest()
             signature = hmac.digest(signing_key, string_to_sign.encode("ascii"), "sha256").hex()
-            path = encode_key_path(key) if "." in encoded else encoded
-            return url_head + path + url_tail + signature
+            return url_head + escape_dot_segments(encoded) + url_tail + signature
 
         return sign_key
 
     def _v1_url_signer(
         self, method: str, params: dict[str, str], headers: Mapping[str, str], validity: Validity
-    ):  # -> Callable[[str], str]
+    ) -> Callable[[str], str]:
+        """Everything but the key is fixed: returns key -> URL (one HMAC-SHA1, one quote)."""
         credentials = self.credentials
         expires_at = str(int(validity.expires_at.timestamp()))
         signed_params = dict(params)
@@ -761,8 +780,22 @@ def presign_url(
     policy: ValidityPolicy | None = None,
 ) -> PresignedUrl:
     """One URL in one call. To sign many keys, build a `Signer` once and use `presign_many`."""
-    signer = Signer(credentials, endpoint, bucket, region=region, version=version, policy=policy)
+    signer = _cached_signer(credentials, endpoint, bucket, region, version, policy)
     return signer.presign(key, expires=expires, method=method, options=options, now=now)
+
+
+@lru_cache(maxsize=32)
+def _cached_signer(
+    credentials: Credentials,
+    endpoint: Endpoint,
+    bucket: str,
+    region: str,
+    version: Version,
+    policy: ValidityPolicy | None,
+) -> Signer:
+    # Keyed on the frozen inputs (secret included, in memory only): repeated single calls reuse
+    # one Signer and its prepared canonical query, as a caller holding a Signer would.
+    return Signer(credentials, endpoint, bucket, region=region, version=version, policy=policy)
 
 
 # =============================================================================================
@@ -855,3 +888,4 @@ def _normalise_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
 
 
 NO_OPTIONS = PresignOptions()  # after the helpers it validates with
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 from hypothesis import example, given
+from hypothesis import strategies as st
 
 from shared.keys import (
     InvalidKey,
@@ -14,6 +15,8 @@ from shared.keys import (
     encode_key_path,
     is_key_in_scope,
     is_valid_key,
+    quote_component,
+    quote_path,
     require_key_in_scope,
     validate_key,
     validate_scope_prefix,
@@ -142,3 +145,17 @@ def test_outside_scope_is_a_403_with_a_stable_code():
 def test_bad_scope_prefixes_are_refused(prefix):
     with pytest.raises((InvalidOption, InvalidKey)):
         validate_scope_prefix(prefix)
+
+
+@given(st.text(st.characters(blacklist_categories=("Cs",)), max_size=40))
+def test_quote_path_equals_urllib_quote_with_slash_safe(text):
+    assert quote_path(text) == quote(text, safe="/")
+    assert quote_path(text) == quote_path(text)  # second call served from the table
+    assert quote_component(text) == quote(text, safe="")
+
+
+def test_quote_path_refuses_lone_surrogates_like_urllib():
+    with pytest.raises(UnicodeEncodeError):
+        quote_path("a\udc80")
+    with pytest.raises(UnicodeEncodeError):
+        quote_component("\ud800")

@@ -249,3 +249,40 @@ def test_signing_layer_imports_no_sdk_and_no_network_module():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reuse of prepared state never serves a stale URL
+# ---------------------------------------------------------------------------------------------
+
+OPTION_CHOICES = [
+    ("GET", None),
+    ("GET", PresignOptions(process="image/resize,w_10")),
+    ("GET", PresignOptions(process="image/resize,w_20")),
+    ("HEAD", None),
+    ("PUT", PresignOptions(content_type="text/plain")),
+    ("PUT", PresignOptions(content_type="image/png", metadata={"a": "1"})),
+]
+
+
+@given(
+    calls=st.lists(
+        st.tuples(st.sampled_from(["k1", "d/k 2", "报告"]), st.integers(0, len(OPTION_CHOICES) - 1),
+                  st.integers(0, 3), st.sampled_from([600, 601])),
+        min_size=1, max_size=12,
+    ),
+    version=st.sampled_from(["v4", "v1"]),
+)  # fmt: skip
+def test_long_lived_signer_equals_fresh_signers(calls, version):
+    creds = Credentials("STS.ak", "sk", "tok", expiration=NOW.replace(hour=13))
+    endpoint = Endpoint.for_region("cn-hangzhou")
+    long_lived = Signer(creds, endpoint, "bkt", region="cn-hangzhou", version=version)
+    for key, choice, seconds, expires in calls:
+        method, options = OPTION_CHOICES[choice]
+        now = NOW.replace(second=seconds, microsecond=seconds * 1000)
+        fresh = Signer(creds, endpoint, "bkt", region="cn-hangzhou", version=version)
+        expected = fresh.presign(key, expires=expires, method=method, options=options, now=now)
+        for reused in (long_lived.presign(key, expires=expires, method=method, options=options, now=now),
+                       presign_url(creds, endpoint, "bkt", key, region="cn-hangzhou", expires=expires,
+                                   version=version, method=method, options=options, now=now)):  # fmt: skip
+            assert reused == expected

@@ -1,0 +1,546 @@
+"""export: a scheduled, resumable bulk export of signed URLs, streamed into a multipart upload.
+
+Timer event -> ``ExportOptions`` (payload over EXPORT_* defaults) -> list every matching object
+(ListObjectsV2, 1000 per page, prefix by prefix, skipping LINKS_PREFIX and EXPORT_PREFIX) -> sign each URL
+with ONE signer bound for the run -> rows into parts of EXPORT_PART_SIZE -> CompleteMultipartUpload
+publishes ``<EXPORT_PREFIX><output_prefix><triggerTime>.<csv|jsonl>`` atomically (a small export that never
+fills a part is published with one PutObject, just as atomic).
+
+Idempotency and resumption (state: ``<EXPORT_PREFIX>.checkpoints/<export id>.json``):
+- export id = trigger name + trigger time; the first checkpoint is created with x-oss-forbid-overwrite, so
+  two deliveries of the same tick cannot both start. A tick that is done answers "already_done"; one that
+  another invocation holds (lease not expired) answers "in_progress".
+- After every uploaded part the checkpoint records the parts, the row count and the listing position (the
+  last key accounted for). A crash loses at most the rows after the last part: the retry (the platform
+  retries failed async invocations) lists again from the position, reconciles the parts with ListParts and
+  re-uploads part numbers idempotently.
+- When less than EXPORT_MIN_REMAINING_SECONDS of the invocation remain, the export saves its checkpoint and
+  continues in an asynchronous invocation of itself (FC InvokeFunction, ``x-fc-invocation-type: Async``).
+- The signing time and validity are fixed when the export starts and stored in the checkpoint, so however
+  many invocations an export takes, it writes the bytes one run would have written.
+
+Bad payloads are logged and answered with ``{"status": "invalid", ...}`` rather than raised: an async retry
+would only repeat the same bad payload.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import quote
+
+from shared import config, credentials
+from shared import logging as log
+from shared.errors import InvalidParameter, UpstreamError
+from shared.events import InvalidEvent, parse_timer_event
+from shared.export import (
+    Checkpoint,
+    ExportOptions,
+    KeyFilter,
+    PartBuffer,
+    Row,
+    checkpoint_key,
+    export_id,
+    format_rows,
+    header,
+    output_key,
+    parse_options,
+    signing_time,
+    url_signer,
+)
+from shared.keys import InvalidKey
+from shared.storage import ListPage, OssClient, OssError
+from shared.validity import format_utc
+from shared.webhook import WebhookClient, WebhookError
+
+FUNCTION = "export"
+PAGE_SIZE = 1000
+PROGRESS_INTERVAL_SECONDS = 1.5
+MAX_HOPS = 1000
+HANDOFF_LEASE_SECONDS = 900  # how long a handed-off export waits for its continuation before anyone may resume
+LEASE_MARGIN_SECONDS = 60
+# Sorts after every key that starts with a prefix (keys are compared as UTF-8 bytes = code points).
+AFTER_PREFIX = "\U0010ffff"
+
+
+class ExportFailed(UpstreamError):
+    code = "ExportFailed"
+
+
+@dataclass
+class Hooks:
+    """Test seams: called after each uploaded part (part number); may raise to simulate a crash."""
+
+    after_part: Callable[[int], None] | None = None
+
+
+@dataclass
+class Runtime:
+    settings: config.Settings
+    webhook: WebhookClient | None
+    hooks: Hooks = field(default_factory=Hooks)
+
+    @classmethod
+    def from_settings(cls, settings: config.Settings) -> Runtime:
+        return cls(settings, WebhookClient.from_settings(settings))
+
+
+_runtime: Runtime | None = None
+
+
+def _get_runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        settings = config.load(FUNCTION)
+        log.configure(settings.log.level)
+        log.register_secrets((settings.webhook.secret,))
+        _runtime = Runtime.from_settings(settings)
+    return _runtime
+
+
+def handler(event: bytes, context: Any) -> dict[str, Any]:
+    runtime = _get_runtime()
+    log.bind_invocation(FUNCTION, context)
+    return run(event, context, runtime)
+
+
+# --- the request ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Request:
+    export_id: str
+    claimant: str | None  # "hop-<n>" for a continuation we handed off, None for a timer event
+    hop: int
+    options: ExportOptions | None = None  # timer events only; continuations read the checkpoint
+    trigger_name: str = ""
+    trigger_time: datetime | None = None
+
+
+def parse_request(event: bytes | str | dict[str, Any], settings: config.Settings) -> Request:
+    data: Any = event
+    if not isinstance(event, dict):
+        try:
+            data = json.loads(event)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidEvent("the export event is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidEvent("the export event must be a JSON object")
+    if "continuation" in data:
+        cont = data["continuation"]
+        if (not isinstance(cont, dict) or not isinstance(cont.get("export_id"), str)
+                or not isinstance(cont.get("hop"), int)):
+            raise InvalidEvent("continuation needs export_id (string) and hop (integer)")
+        return Request(export_id=cont["export_id"], claimant=f"hop-{cont['hop']}", hop=cont["hop"])
+    timer = parse_timer_event(data)
+    options = parse_options(timer.payload_json(), settings, trigger_name=timer.trigger_name)
+    return Request(export_id=export_id(timer.trigger_name, timer.trigger_time), claimant=None, hop=0,
+                   options=options, trigger_name=timer.trigger_name, trigger_time=timer.trigger_time)
+
+
+# --- the run ----------------------------------------------------------------------------------------
+
+
+def run(event: bytes | str | dict[str, Any], context: Any, runtime: Runtime,
+        *, clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+    started = clock()
+    logger = log.get_logger()
+    settings = runtime.settings
+    try:
+        request = parse_request(event, settings)
+    except InvalidParameter as error:  # a bad payload: answer, do not raise (a retry would repeat it)
+        logger.error("export.invalid", code=error.code, message=error.message)
+        return {"status": "invalid", "code": error.code, "message": error.message}
+    timeout = float(getattr(getattr(context, "function", None), "timeout", 0) or 900)
+    function_creds = credentials.function_credentials(
+        context, assumed_lifetime=settings.signer.function_credentials_lifetime)
+    client = OssClient.from_settings(settings, lambda: function_creds)
+    job = ExportJob(runtime, client, context, request, deadline=started + timeout, clock=clock,
+                    timeout=timeout)
+    try:
+        return job.execute()
+    except InvalidParameter as error:
+        logger.error("export.invalid", export_id=request.export_id, code=error.code, message=error.message)
+        return {"status": "invalid", "export_id": request.export_id, "code": error.code, "message": error.message}
+
+
+class ExportJob:
+    def __init__(self, runtime: Runtime, client: OssClient, context: Any, request: Request, *, deadline: float,
+                 clock: Callable[[], float], timeout: float) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.client = client
+        self.context = context
+        self.request = request
+        self.deadline = deadline
+        self.clock = clock
+        self.timeout = timeout
+        self.owner = str(getattr(context, "request_id", "") or uuid.uuid4().hex)
+        self.logger = log.get_logger().bind(export_id=request.export_id)
+        self.state_key = checkpoint_key(self.settings.export.output_prefix, request.export_id)
+
+    # -- checkpoint storage --
+    def load(self) -> Checkpoint | None:
+        try:
+            response = self.client.get_object(self.state_key)
+        except OssError as error:
+            if error.status == 404:
+                return None
+            raise
+        return Checkpoint.from_json(response.body)
+
+    def save(self, checkpoint: Checkpoint, *, create: bool = False) -> bool:
+        """PUT the checkpoint (atomic); with ``create``, only if none exists (False if one does)."""
+        checkpoint.updated_at = format_utc(datetime.now(timezone.utc))
+        headers = {"x-oss-forbid-overwrite": "true"} if create else None
+        try:
+            self.client.put_object(self.state_key, checkpoint.to_json(), content_type="application/json",
+                                   headers=headers)
+        except OssError as error:
+            if create and error.status == 409:
+                return False
+            raise
+        return True
+
+    # -- entry --
+    def execute(self) -> dict[str, Any]:
+        now = datetime.now(timezone.utc)
+        checkpoint = self.load()
+        if checkpoint is None:
+            if self.request.options is None:
+                raise InvalidParameter(f"no export {self.request.export_id!r} to continue")
+            checkpoint = self._new_checkpoint(now)
+            if not self.save(checkpoint, create=True):  # another delivery of this tick won the race
+                return self._status("in_progress")
+        else:
+            if checkpoint.state == "done":
+                if not checkpoint.notified:
+                    self._notify(checkpoint)
+                return self._status("already_done", checkpoint)
+            if checkpoint.lease_held_by_other(self.request.claimant, now):
+                self.logger.info("export.duplicate", lease_owner=checkpoint.lease_owner)
+                return self._status("in_progress", checkpoint)
+            checkpoint = checkpoint.with_lease(self.owner, self._lease_until())
+            checkpoint.hops = max(checkpoint.hops, self.request.hop)
+            self.save(checkpoint)
+        if checkpoint.hops >= MAX_HOPS:
+            checkpoint.state = "failed"
+            self.save(checkpoint.with_lease(None, None))
+            raise ExportFailed(f"export {checkpoint.export_id} exceeded {MAX_HOPS} invocations")
+        try:
+            return self._run(checkpoint)
+        except Exception:
+            # Release the lease so the platform's retry of this invocation may resume at once.
+            try:
+                current = self.load()
+                if current is not None and current.state == "running" and current.lease_owner == self.owner:
+                    self.save(current.with_lease(None, None))
+            except Exception as release_error:  # the lease then expires on its own
+                self.logger.warning("export.lease_release_failed", error=type(release_error).__name__)
+            raise
+
+    def _lease_until(self) -> datetime:
+        return datetime.now(timezone.utc) + timedelta(seconds=self.timeout + LEASE_MARGIN_SECONDS)
+
+    def _new_checkpoint(self, now: datetime) -> Checkpoint:
+        options = self.request.options
+        trigger_time = self.request.trigger_time
+        assert options is not None and trigger_time is not None
+        signed_at = signing_time(trigger_time, now)
+        signer = self._signer(options)
+        validity = signer.validity(options.expires, now=signed_at)
+        return Checkpoint(
+            export_id=self.request.export_id, trigger_name=self.request.trigger_name,
+            trigger_time=format_utc(trigger_time),
+            output_key=output_key(self.settings.export.output_prefix, options, trigger_time),
+            options=options.to_dict(), signed_at=format_utc(signed_at), expires_in=validity.expires_in,
+            started_at=format_utc(now), lease_owner=self.owner, lease_until=format_utc(self._lease_until()),
+        )
+
+    def _signer(self, options: ExportOptions) -> Any:
+        creds = credentials.signing_credentials(self.context, self.settings)
+        return url_signer(self.settings, creds, domain=options.domain, scheme=options.scheme,
+                          version=options.version)
+
+    def _status(self, status: str, checkpoint: Checkpoint | None = None) -> dict[str, Any]:
+        answer: dict[str, Any] = {"status": status, "export_id": self.request.export_id}
+        if checkpoint is not None:
+            answer.update({"key": checkpoint.output_key, "rows": checkpoint.rows})
+        return answer
+
+    # -- the listing / upload loop --
+    def _reconcile(self, checkpoint: Checkpoint) -> None:
+        """Make the checkpoint agree with what OSS holds; restart from scratch if it cannot."""
+        if checkpoint.upload_id is None:
+            return
+        try:
+            remote = {number: etag.strip('"').upper()
+                      for number, etag, _size in self.client.list_parts(checkpoint.output_key, checkpoint.upload_id)}
+        except OssError as error:
+            if error.status != 404:
+                raise
+            remote = None
+        if remote is not None and all(remote.get(n) == str(etag).strip('"').upper()
+                                       for n, etag, _size in checkpoint.parts):
+            return
+        self.logger.warning("export.restart", reason="multipart upload missing or inconsistent",
+                            parts=len(checkpoint.parts))
+        if remote is not None:
+            with contextlib.suppress(OssError):  # best effort: OSS expires forgotten uploads anyway
+                self.client.abort_multipart_upload(checkpoint.output_key, checkpoint.upload_id)
+        checkpoint.upload_id, checkpoint.parts, checkpoint.rows = None, [], 0
+        checkpoint.prefix_index, checkpoint.last_key = 0, None
+
+    def _run(self, checkpoint: Checkpoint) -> dict[str, Any]:
+        if checkpoint.result and checkpoint.result.get("completing"):
+            done = self._finish_interrupted_completion(checkpoint)
+            if done is not None:
+                return done
+        self._reconcile(checkpoint)
+        options = checkpoint.export_options
+        signer = self._signer(options)
+        signed_at = checkpoint.signed_at_time
+        validity = signer.validity(checkpoint.expires_in, now=signed_at)
+        expires_at = format_utc(validity.expires_at)
+        settings = self.settings
+        key_filter = KeyFilter(suffixes=options.suffixes, modified_since=options.modified_since,
+                               excluded=(settings.upload.links_prefix, settings.export.output_prefix))
+        buffer = PartBuffer(options.part_size)
+        if not checkpoint.parts:
+            buffer.add(header(options.format), 0, None)
+        start_position = (checkpoint.prefix_index, checkpoint.last_key)
+        hop_rows = 0
+        listed = checkpoint.listed
+        hop_started = self.clock()
+        last_progress = hop_started
+        skipped_invalid = 0
+
+        for prefix_index in range(checkpoint.prefix_index, len(options.prefixes)):
+            prefix = options.prefixes[prefix_index]
+            start_after = checkpoint.last_key if prefix_index == checkpoint.prefix_index else None
+            token: str | None = None
+            while True:
+                page: ListPage = self.client.list_objects_v2(
+                    prefix, continuation_token=token, start_after=None if token else start_after, max_keys=PAGE_SIZE)
+                listed += len(page.objects)
+                accepted = []
+                jump_to: str | None = None
+                cursor: str | None = None
+                for obj in page.objects:
+                    excluded = key_filter.excluded_prefix(obj.key)
+                    if excluded is not None:
+                        jump_to = excluded + AFTER_PREFIX  # skip the functions' own output in one listing
+                        break
+                    cursor = obj.key
+                    if key_filter.accepts(obj.key, obj.size, obj.last_modified):
+                        accepted.append(obj)
+                rows, invalid = self._rows(signer, accepted, signed_at, validity.expires_in, expires_at)
+                skipped_invalid += invalid
+                if rows:
+                    buffer.add(format_rows(rows, options.format), len(rows), rows[-1].key)
+                    hop_rows += len(rows)
+                if jump_to is not None:
+                    cursor = jump_to
+                position = (prefix_index, cursor) if cursor is not None else None
+                if buffer.full:
+                    self._upload_part(checkpoint, buffer, position or (prefix_index, checkpoint.last_key))
+                    checkpoint.listed = listed
+                    self.save(checkpoint)
+                    if self.runtime.hooks.after_part:
+                        self.runtime.hooks.after_part(len(checkpoint.parts))
+                elif position is not None and buffer.rows == 0 and self._time_low():
+                    checkpoint.prefix_index, checkpoint.last_key = position  # everything so far filtered out
+                now = self.clock()
+                if now - last_progress >= PROGRESS_INTERVAL_SECONDS:
+                    last_progress = now
+                    self._progress(listed, checkpoint.rows + buffer.rows, hop_rows, now - hop_started)
+                if self._time_low() and (checkpoint.prefix_index, checkpoint.last_key) != start_position:
+                    checkpoint.listed = listed
+                    return self._hand_off(checkpoint)
+                if jump_to is not None:
+                    token, start_after = None, jump_to
+                    continue
+                if not page.is_truncated or not page.next_continuation_token:
+                    break
+                token = page.next_continuation_token
+            checkpoint.prefix_index, checkpoint.last_key = prefix_index + 1, None
+
+        checkpoint.listed = listed
+        self._progress(listed, checkpoint.rows + buffer.rows, hop_rows, self.clock() - hop_started)
+        if skipped_invalid:
+            self.logger.warning("export.unsignable_keys", count=skipped_invalid)
+        return self._complete(checkpoint, buffer, signer, options)
+
+    def _rows(self, signer: Any, objects: list[Any], signed_at: datetime, expires: int,
+              expires_at: str) -> tuple[list[Row], int]:
+        if not objects:
+            return [], 0
+        try:
+            urls = [p.url for p in signer.presign_many([o.key for o in objects], expires=expires, now=signed_at)]
+            keep = objects
+        except InvalidKey:  # a key the signer refuses (control characters): leave it out, count it
+            keep, urls = [], []
+            for obj in objects:
+                try:
+                    urls.append(signer.presign(obj.key, expires=expires, now=signed_at).url)
+                    keep.append(obj)
+                except InvalidKey:
+                    continue
+        rows = [Row(o.key, url, o.size, o.etag, format_utc(o.last_modified), expires_at)
+                for o, url in zip(keep, urls, strict=True)]
+        return rows, len(objects) - len(keep)
+
+    def _time_low(self) -> bool:
+        return self.deadline - self.clock() < self.settings.export.min_remaining
+
+    def _upload_part(self, checkpoint: Checkpoint, buffer: PartBuffer, position: tuple[int, str | None]) -> None:
+        options = checkpoint.export_options
+        if checkpoint.upload_id is None:
+            checkpoint.upload_id = self.client.initiate_multipart_upload(checkpoint.output_key,
+                                                                         content_type=options.content_type)
+            self.save(checkpoint)  # an upload id in the checkpoint can always be aborted later
+        data, rows, _last_key = buffer.take()
+        number = len(checkpoint.parts) + 1
+        etag = self.client.upload_part(checkpoint.output_key, checkpoint.upload_id, number, data)
+        checkpoint.parts.append([number, etag, len(data)])
+        checkpoint.rows += rows
+        checkpoint.prefix_index, checkpoint.last_key = position
+
+    def _progress(self, listed: int, rows: int, hop_rows: int, elapsed: float) -> None:
+        rate = round(hop_rows / elapsed, 1) if elapsed > 0 else 0.0
+        self.logger.info("export.progress", listed=listed, rows=rows, rate=rate)
+
+    # -- hand-off and completion --
+    def _hand_off(self, checkpoint: Checkpoint) -> dict[str, Any]:
+        hop = checkpoint.hops + 1
+        checkpoint.hops = hop
+        until = datetime.now(timezone.utc) + timedelta(seconds=HANDOFF_LEASE_SECONDS)
+        checkpoint = checkpoint.with_lease(f"hop-{hop}", until)
+        self.save(checkpoint)
+        body = json.dumps({"continuation": {"export_id": checkpoint.export_id, "hop": hop},
+                           "triggerName": checkpoint.trigger_name, "triggerTime": checkpoint.trigger_time}).encode()
+        invoke_self_async(self.settings, self.context, body)
+        self.logger.info("export.continued", hop=hop, rows=checkpoint.rows, parts=len(checkpoint.parts),
+                         position=checkpoint.last_key)
+        return {"status": "continued", "export_id": checkpoint.export_id, "hop": hop, "rows": checkpoint.rows,
+                "key": checkpoint.output_key}
+
+    def _complete(self, checkpoint: Checkpoint, buffer: PartBuffer, signer: Any,
+                  options: ExportOptions) -> dict[str, Any]:
+        data, rows, _ = buffer.take()
+        if checkpoint.upload_id is None:
+            etag = self.client.put_object(checkpoint.output_key, data, content_type=options.content_type)
+            checkpoint.rows += rows
+            size = len(data)
+        else:
+            if data:
+                number = len(checkpoint.parts) + 1
+                part_etag = self.client.upload_part(checkpoint.output_key, checkpoint.upload_id, number, data)
+                checkpoint.parts.append([number, part_etag, len(data)])
+                checkpoint.rows += rows
+            checkpoint.result = {"completing": True}
+            self.save(checkpoint)
+            etag = self.client.complete_multipart_upload(
+                checkpoint.output_key, checkpoint.upload_id, [(n, e) for n, e, _s in checkpoint.parts])
+            size = sum(int(s) for _n, _e, s in checkpoint.parts)
+        return self._mark_done(checkpoint, etag, size, signer)
+
+    def _finish_interrupted_completion(self, checkpoint: Checkpoint) -> dict[str, Any] | None:
+        """A crash between CompleteMultipartUpload and the checkpoint: the file may already be published."""
+        try:
+            info = self.client.head_object(checkpoint.output_key)
+        except OssError as error:
+            if error.status == 404:
+                checkpoint.result = None
+                return None
+            raise
+        size = sum(int(s) for _n, _e, s in checkpoint.parts)
+        if info.size != size:
+            checkpoint.result = None
+            return None
+        return self._mark_done(checkpoint, info.etag, size, self._signer(checkpoint.export_options))
+
+    def _mark_done(self, checkpoint: Checkpoint, etag: str, size: int, signer: Any) -> dict[str, Any]:
+        options = checkpoint.export_options
+        link = signer.presign(checkpoint.output_key, expires=options.expires)
+        checkpoint.state = "done"
+        checkpoint.result = {"key": checkpoint.output_key, "etag": etag, "bytes": size, "rows": checkpoint.rows,
+                             "parts": len(checkpoint.parts), "url": link.url,
+                             "url_expires_at": format_utc(link.expires_at), "finished_at":
+                             format_utc(datetime.now(timezone.utc))}
+        checkpoint = checkpoint.with_lease(None, None)
+        self.save(checkpoint)
+        self.logger.info("export.done", key=checkpoint.output_key, rows=checkpoint.rows, bytes=size,
+                         parts=len(checkpoint.parts), hops=checkpoint.hops, url=link.url,
+                         url_expires_at=format_utc(link.expires_at))
+        if options.notify:
+            self._notify(checkpoint)
+        return {"status": "done", "export_id": checkpoint.export_id, "key": checkpoint.output_key,
+                "rows": checkpoint.rows, "bytes": size, "parts": len(checkpoint.parts), "hops": checkpoint.hops,
+                "url": link.url, "url_expires_at": format_utc(link.expires_at)}
+
+    def _notify(self, checkpoint: Checkpoint) -> None:
+        webhook = self.runtime.webhook
+        if webhook is None or not checkpoint.export_options.notify or not checkpoint.result:
+            return
+        result = checkpoint.result
+        payload = {"type": "export.done", "export_id": checkpoint.export_id, "bucket": self.settings.oss.bucket,
+                   **{k: result[k] for k in ("key", "etag", "bytes", "rows", "url", "url_expires_at") if k in result}}
+        idempotency = hashlib.sha256(f"{checkpoint.export_id}\n{result.get('etag', '')}".encode()).hexdigest()
+        try:
+            webhook.deliver(payload, idempotency)
+        except WebhookError as error:
+            raise ExportFailed(f"export published but the webhook failed: {error.message}") from None
+        checkpoint.notified = True
+        self.save(checkpoint)
+
+
+# --- self re-invocation -------------------------------------------------------------------------------
+
+
+def invoke_endpoint(settings: config.Settings, environ: Any = None) -> str:
+    env = os.environ if environ is None else environ
+    if settings.export.invoke_endpoint:
+        return settings.export.invoke_endpoint
+    account = env.get("FC_ACCOUNT_ID") or settings.oss.account_id
+    region = env.get("FC_REGION") or settings.oss.region
+    return f"https://{account}.{region}.fc.aliyuncs.com"
+
+
+def invoke_self_async(settings: config.Settings, context: Any, body: bytes) -> None:
+    """FC InvokeFunction (2023-03-30, ROA, ACS3-signed with the function's credentials), asynchronous."""
+    from alibabacloud_tea_openapi import exceptions as openapi_errors
+    from alibabacloud_tea_openapi.client import Client
+    from alibabacloud_tea_openapi.utils_models import Config, OpenApiRequest, Params
+    from darabonba.runtime import RuntimeOptions
+
+    creds = credentials.function_credentials(context,
+                                             assumed_lifetime=settings.signer.function_credentials_lifetime)
+    endpoint = invoke_endpoint(settings)
+    scheme, _, host = endpoint.partition("://")
+    name = os.environ.get("FC_FUNCTION_NAME") or getattr(getattr(context, "function", None), "name", "")
+    client = Client(Config(access_key_id=creds.access_key_id, access_key_secret=creds.access_key_secret,
+                           security_token=creds.security_token or None, endpoint=host, protocol=scheme,
+                           region_id=settings.oss.region, connect_timeout=5000, read_timeout=10000))
+    params = Params(action="InvokeFunction", version="2023-03-30", protocol=scheme, method="POST", auth_type="AK",
+                    style="ROA", pathname=f"/2023-03-30/functions/{quote(name, safe='')}/invocations",
+                    req_body_type="byte", body_type="byte")
+    request = OpenApiRequest(headers={"x-fc-invocation-type": "Async", "x-fc-log-type": "None",
+                                      "content-type": "application/json"}, body=body)
+    try:
+        client.call_api(params, request, RuntimeOptions(autoretry=True, max_attempts=3))
+    except openapi_errors.AlibabaCloudException as error:
+        raise ExportFailed(f"could not continue the export asynchronously: {getattr(error, 'code', '')}") from None
+    except Exception as error:  # network failures surface as various darabonba exceptions
+        raise ExportFailed(f"could not continue the export asynchronously: {type(error).__name__}") from None
+
+
+__all__ = ["ExportJob", "Hooks", "Runtime", "handler", "invoke_self_async", "parse_request", "run"]

@@ -385,6 +385,8 @@ def http_handler(function: str, *, methods: Iterable[str] = ("GET", "POST"),
                         logger.error("request failed", code=error.code, error=error.message)
                     response = error_response(error, request_id)
             response["headers"] = _sanitized_headers({**response.get("headers", {}), **cors})
+            if request is not None and request.method == "HEAD":  # headers only, whatever the route built
+                response["body"], response["isBase64Encoded"] = "", False
             logger.info(
                 "access",
                 method=request.method if request else None,

@@ -266,3 +266,12 @@ def test_headers_are_case_insensitive():
     assert headers["content-type"] == "a" and headers["X-API-KEY"] == "b" and "X-Api-Key" in headers
     assert set(headers) == {"Content-Type", "x-api-key"} and len(headers) == 2
     assert "b" not in repr(headers)
+
+
+def test_head_answers_carry_no_body(env):
+    handler = http.http_handler("token", methods=("GET", "HEAD"))(
+        lambda request, settings, ctx: http.binary_response(200, b"data", "text/plain"))
+    response = handler(make_event(method="HEAD"), context())
+    assert response["statusCode"] == 200 and response["body"] == "" and response["isBase64Encoded"] is False
+    assert response["headers"]["Content-Type"] == "text/plain"
+    assert handler(make_event(method="GET"), context())["body"] == base64.b64encode(b"data").decode()

@@ -27,14 +27,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import urllib3
 
 from shared import config as config_module
 from shared.errors import AppError, Forbidden, NotFound, UpstreamError
 from shared.signing import Credentials, Endpoint, Signer
-from shared.validity import Version
+
+if TYPE_CHECKING:
+    from shared.validity import Version
 
 __all__ = [
     "ListPage",
@@ -376,7 +378,7 @@ class OssClient:
                 continue
             if response.status in ok:
                 return response
-            error = _error_from(response, method)
+            error = _error_from(response, method, streamed=stream)
             if response.status >= 500 and not last:
                 self._backoff(attempt)
                 continue
@@ -490,7 +492,7 @@ def _parse_list_page(data: bytes) -> ListPage:
     return ListPage(objects=objects, common_prefixes=prefixes, next_continuation_token=token, is_truncated=truncated)
 
 
-def _error_from(response: urllib3.BaseHTTPResponse, method: str) -> OssError:
+def _error_from(response: urllib3.BaseHTTPResponse, method: str, *, streamed: bool) -> OssError:
     headers = _lower_headers(response.headers)
     request_id = headers.get("x-oss-request-id")
     ec = headers.get("x-oss-ec")
@@ -502,6 +504,8 @@ def _error_from(response: urllib3.BaseHTTPResponse, method: str) -> OssError:
                 raw = base64.b64decode(encoded, validate=False)
             except (ValueError, TypeError):
                 raw = b""
+    elif not streamed:
+        raw = response.data[:MAX_ERROR_BODY_BYTES]
     else:
         try:
             raw = response.read(MAX_ERROR_BODY_BYTES)

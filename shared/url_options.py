@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.config import Settings
 from shared.disposition import content_disposition
@@ -23,7 +23,10 @@ from shared.errors import Forbidden, InvalidParameter
 from shared.keys import SigningError
 from shared.signing import Endpoint, PresignOptions
 from shared.storage import signing_endpoint
-from shared.validity import ValidityPolicy, Version
+from shared.validity import ValidityPolicy
+
+if TYPE_CHECKING:
+    from shared.validity import Version
 
 OPTION_NAMES = frozenset({
     "method", "expires", "disposition", "filename", "content_type", "cache_control", "version_id", "process",

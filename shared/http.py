@@ -357,16 +357,16 @@ def http_handler(function: str, *, methods: Iterable[str] = ("GET", "POST"),
         def handler(event: Any, context: Any) -> Response:
             started = time.perf_counter()
             log.bind_invocation(function, context)
-            logger = log.get_logger()
             request_id = str(getattr(context, "request_id", "") or "") or _event_request_id(event)
             if request_id:
                 structlog.contextvars.bind_contextvars(request_id=request_id)
             request: Request | None = None
             cors: dict[str, str] = {}
             try:
+                # Settings first: their first load configures logging with LOG_LEVEL.
+                settings = settings_for(function)
                 request = parse_event(event, request_id=request_id, max_body_bytes=max_body_bytes)
                 request_id = request.request_id
-                settings = settings_for(function)
                 cors = _cors_headers(request, settings.http)
                 if request.method == "OPTIONS":
                     response = _preflight(request, settings.http, allowed)
@@ -377,6 +377,7 @@ def http_handler(function: str, *, methods: Iterable[str] = ("GET", "POST"),
                     response = route(request, settings, context)
             except Exception as exc:
                 error = as_app_error(exc)
+                logger = log.get_logger()
                 if error is None:
                     logger.exception("unhandled error", error_type=type(exc).__name__)
                     response = internal_error_response(request_id)
@@ -387,7 +388,7 @@ def http_handler(function: str, *, methods: Iterable[str] = ("GET", "POST"),
             response["headers"] = _sanitized_headers({**response.get("headers", {}), **cors})
             if request is not None and request.method == "HEAD":  # headers only, whatever the route built
                 response["body"], response["isBase64Encoded"] = "", False
-            logger.info(
+            log.get_logger().info(
                 "access",
                 method=request.method if request else None,
                 path=request.path if request else None,

@@ -275,3 +275,25 @@ def test_head_answers_carry_no_body(env):
     assert response["statusCode"] == 200 and response["body"] == "" and response["isBase64Encoded"] is False
     assert response["headers"]["Content-Type"] == "text/plain"
     assert handler(make_event(method="GET"), context())["body"] == base64.b64encode(b"data").decode()
+
+
+def test_log_level_from_settings_applies_on_a_fresh_container():
+    """In a fresh process nothing configured logging yet: LOG_LEVEL=warning must silence the access line."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.token.conftest import BASE_ENV
+
+    code = ("import json; from shared import http; "
+            "h = http.http_handler('token')(lambda r, s, c: http.json_response(200, {})); "
+            "from tests.token.conftest import make_event; "
+            "print(json.dumps(h(make_event(body={}), None)['statusCode']))")
+    results = {}
+    for level in ("warning", "info"):
+        env = {"PATH": "/usr/bin:/bin", **BASE_ENV, "LOG_LEVEL": level}
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
+                              cwd=str(Path(__file__).resolve().parents[2]))
+        results[level] = done.stdout
+    assert '"access"' not in results["warning"] and results["warning"].strip().endswith("200")
+    assert '"event": "access"' in results["info"]

@@ -12,9 +12,10 @@ import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
+from xml.sax.saxutils import escape
 
 from local.oss.errors import invalid_argument
-from local.oss.storage import ObjectRecord, Storage
+from local.oss.storage import ListedObject, Storage
 from local.oss.xmlutil import element, iso8601
 
 DEFAULT_MAX_KEYS = 100
@@ -23,7 +24,7 @@ MAX_KEYS_LIMIT = 1000
 
 @dataclass
 class ListPage:
-    contents: list[ObjectRecord] = field(default_factory=list)
+    contents: list[ListedObject] = field(default_factory=list)
     common_prefixes: list[str] = field(default_factory=list)
     truncated: bool = False
     next_position: str = ""  # last key or common prefix returned, when truncated
@@ -152,14 +153,16 @@ def list_objects_xml(storage: Storage, bucket: str, query: Mapping[str, str], ow
             out.append(element("NextMarker", enc(page.next_position)))
     if v2:
         out.append(element("KeyCount", str(len(page.contents) + len(page.common_prefixes))))
+    owner = (f"<Owner>{element('ID', owner_id)}{element('DisplayName', owner_id)}</Owner>"
+             if fetch_owner else "")
     for record in page.contents:
-        out.append("<Contents>")
-        out += [element("Key", enc(record.key)), element("LastModified", iso8601(record.last_modified)),
-                element("ETag", f'"{record.etag}"'), element("Type", record.object_type),
-                element("Size", str(record.size)), element("StorageClass", "Standard")]
-        if fetch_owner:
-            out.append(f"<Owner>{element('ID', owner_id)}{element('DisplayName', owner_id)}</Owner>")
-        out.append("</Contents>")
+        # Only the key needs escaping: the other fields are digits, hex and constants.
+        out.append(
+            f"<Contents><Key>{escape(enc(record.key))}</Key>"
+            f"<LastModified>{iso8601(record.last_modified)}</LastModified>"
+            f'<ETag>"{record.etag}"</ETag><Type>{record.object_type}</Type><Size>{record.size}</Size>'
+            f"<StorageClass>Standard</StorageClass>{owner}</Contents>"
+        )
     for common in page.common_prefixes:
         out.append(f"<CommonPrefixes>{element('Prefix', enc(common))}</CommonPrefixes>")
     out.append("</ListBucketResult>")

@@ -19,10 +19,10 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 CHUNK = 1024 * 1024
-_SCAN_COLUMNS = "bucket, key, size, etag, last_modified, content_type, metadata, path, object_type"
+_SCAN_COLUMNS = "key, size, etag, last_modified, object_type"
 _SCAN_FROM_INCLUSIVE = f"SELECT {_SCAN_COLUMNS} FROM objects WHERE bucket = ? AND key >= ?"  # noqa: S608 - constants
 _SCAN_FROM_EXCLUSIVE = f"SELECT {_SCAN_COLUMNS} FROM objects WHERE bucket = ? AND key > ?"  # noqa: S608 - constants
 
@@ -77,6 +77,16 @@ class ObjectRecord:
     metadata: dict[str, str]  # stored response headers: x-oss-meta-*, Content-Disposition, ...
     path: str  # blob file, relative to the blob root
     object_type: str = "Normal"
+
+
+class ListedObject(NamedTuple):
+    """What a listing shows of an object (no metadata parsing on the hot path)."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: float
+    object_type: str
 
 
 @dataclass(frozen=True)
@@ -273,7 +283,7 @@ class Storage:
             self.discard_blob(row[0])
         return row is not None
 
-    def scan(self, bucket: str, after: str, lower: str, upper: str | None, limit: int) -> Iterator[ObjectRecord]:
+    def scan(self, bucket: str, after: str, lower: str, upper: str | None, limit: int) -> Iterator[ListedObject]:
         """Objects with key > after, key >= lower and key < upper, in key order (lazy: stop any time)."""
         # One lower bound only, so SQLite seeks straight to it in the primary key.
         inclusive = after < lower
@@ -288,7 +298,7 @@ class Storage:
         cursor = self._db().execute(sql, args)
         try:
             for row in cursor:
-                yield _object(row)
+                yield ListedObject._make(row)
         finally:
             cursor.close()
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import time
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
 from email.utils import formatdate
 from xml.sax.saxutils import escape
 
@@ -16,8 +17,13 @@ def element(name: str, text: str) -> str:
     return f"<{name}>{escape(text)}</{name}>"
 
 
+@functools.lru_cache(maxsize=8192)
+def _iso_seconds(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(seconds))
+
+
 def iso8601(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return _iso_seconds(int(epoch))
 
 
 def http_date(epoch: float) -> str:

@@ -1,0 +1,172 @@
+"""Benchmark the local OSS emulator.
+
+1. GET throughput of one large object through the emulator (presigned V4 URL, sendfile) versus
+   Python's built-in http.server (SimpleHTTPRequestHandler on ThreadingHTTPServer) serving the same file.
+2. ListObjects pages per second (1000 keys per page) at 10k and 1M objects, from the start, the middle
+   and the end of the bucket (the target is a flat figure).
+
+    .venv/bin/python bench/bench_emulator.py [--size-mib 256] [--large 1000000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.client
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import oss2  # noqa: E402
+
+from local.cloud import CloudConfig, LocalCloud  # noqa: E402
+from local.oss.storage import ObjectRecord  # noqa: E402
+
+AK, SECRET = "LTAIbench", "bench-secret"  # local emulator keys, bench only
+CHUNK = 1024 * 1024
+
+
+def fetch(url: str, connection: http.client.HTTPConnection | None = None) -> int:
+    """GET the URL, discard the body in 1 MiB reads, return the byte count."""
+    parts = urlsplit(url)
+    own = connection is None
+    connection = connection or http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
+    try:
+        connection.request("GET", parts.path + ("?" + parts.query if parts.query else ""))
+        response = connection.getresponse()
+        if response.status != 200:
+            raise RuntimeError(f"GET {parts.path}: HTTP {response.status} {response.read()[:300]!r}")
+        total = 0
+        while chunk := response.read(CHUNK):
+            total += len(chunk)
+        return total
+    finally:
+        if own:
+            connection.close()
+
+
+def throughput(url: str, size: int, runs: int) -> list[float]:
+    rates = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        assert fetch(url) == size
+        rates.append(size / (time.perf_counter() - started) / 2**20)
+    return rates
+
+
+def bench_get(work: Path, size_mib: int, runs: int) -> None:
+    source = work / "www" / "big.bin"
+    source.parent.mkdir()
+    with open(source, "wb") as out:
+        block = os.urandom(CHUNK)
+        for _ in range(size_mib):
+            out.write(block)
+    size = source.stat().st_size
+
+    with LocalCloud(CloudConfig(data_dir=work / "cloud", root_keys={AK: SECRET}, buckets=["bench"])) as cloud:
+        with open(source, "rb") as body:
+            blob = cloud.storage.write_blob(iter(functools.partial(body.read, CHUNK), b""))
+        cloud.storage.put_object(ObjectRecord("bench", "big.bin", blob.size, blob.etag, time.time(),
+                                              "application/octet-stream", {}, blob.path))
+        bucket = oss2.Bucket(oss2.AuthV4(AK, SECRET), "http://" + cloud.oss_endpoint, "bench", region="cn-hangzhou")
+        url = bucket.sign_url("GET", "big.bin", 3600)
+        fetch(url)  # warm the page cache
+        emulator = throughput(url, size, runs)
+
+    class QuietHandler(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+            pass
+
+    handler = functools.partial(QuietHandler, directory=str(source.parent))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        plain_url = f"http://127.0.0.1:{server.server_address[1]}/big.bin"
+        fetch(plain_url)
+        builtin = throughput(plain_url, size, runs)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    best_e, best_b = max(emulator), max(builtin)
+    print(f"GET {size_mib} MiB object, best of {runs} (median):")
+    print(f"  emulator (V4 presigned, sendfile)  {best_e:8.0f} MiB/s ({statistics.median(emulator):.0f})")
+    print(f"  http.server SimpleHTTPRequest      {best_b:8.0f} MiB/s ({statistics.median(builtin):.0f})")
+    print(f"  ratio emulator / http.server        {best_e / best_b:8.2f}x")
+
+
+def list_rate(cloud: LocalCloud, bucket: str, marker: str, pages: int) -> float:
+    auth = oss2.Auth(AK, SECRET)
+    endpoint = "http://" + cloud.oss_endpoint
+    host, port = cloud.oss_endpoint.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    started = time.perf_counter()
+    try:
+        for _ in range(pages):
+            request = oss2.http.Request("GET", f"{endpoint}/{bucket}/",
+                                        params={"max-keys": "1000", "marker": marker})
+            url = auth._sign_url(request, bucket, "", 600)
+            parts = urlsplit(url)
+            connection.request("GET", parts.path + "?" + parts.query)
+            response = connection.getresponse()
+            body = response.read()
+            if response.status != 200 or body.count(b"<Contents>") != 1000:
+                raise RuntimeError(f"listing failed: HTTP {response.status}")
+            marker = body.rsplit(b"<NextMarker>", 1)[1].split(b"</NextMarker>", 1)[0].decode()
+    finally:
+        connection.close()
+    return pages / (time.perf_counter() - started)
+
+
+def bench_list(work: Path, sizes: list[int], pages: int) -> None:
+    print(f"ListObjects, 1000 keys per page, {pages} consecutive pages from each position (pages/s):")
+    results = {}
+    with LocalCloud(CloudConfig(data_dir=work / "list", root_keys={AK: SECRET})) as cloud:
+        for count in sizes:
+            name = f"list-{count}"
+            cloud.storage.create_bucket(name)
+            started = time.perf_counter()
+            batch = 100_000
+            for offset in range(0, count, batch):
+                cloud.storage.seed_objects(name, (f"logs/{i // 1000:05d}/{i:09d}.json"
+                                                  for i in range(offset, min(count, offset + batch))))
+            seeded = time.perf_counter() - started
+            last_start = max(0, count - (pages + 1) * 1000)
+            middle = min(count // 2, last_start)
+            positions = {"start": "", "middle": f"logs/{middle // 1000:05d}/{middle:09d}.json",
+                         "end": f"logs/{last_start // 1000:05d}/{last_start:09d}.json"}
+            rates = {where: list_rate(cloud, name, marker, pages) for where, marker in positions.items()}
+            results[count] = rates
+            print(f"  {count:>9,} objects (seeded in {seeded:5.1f}s): "
+                  + "  ".join(f"{where} {rate:6.1f}" for where, rate in rates.items()))
+    small, large = min(sizes), max(sizes)
+    if small != large:
+        ratio = statistics.mean(results[large].values()) / statistics.mean(results[small].values())
+        print(f"  ratio {large:,} / {small:,} objects: {ratio:.2f}x (1.00 = perfectly flat)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mib", type=int, default=256)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--large", type=int, default=1_000_000)
+    parser.add_argument("--pages", type=int, default=8)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-emulator-") as tmp:
+        work = Path(tmp)
+        bench_get(work, args.size_mib, args.runs)
+        bench_list(work, [args.small, args.large], args.pages)
+
+
+if __name__ == "__main__":
+    main()

@@ -86,9 +86,12 @@ class StsClient:
 
     def _assume_once(self, role_arn: str, session_name: str, duration_seconds: int,
                      policy: str | None) -> AssumedRole:
+        import requests
         from alibabacloud_sts20150401 import models
         from alibabacloud_tea_openapi import exceptions
+        from darabonba.exceptions import RetryError
         from darabonba.runtime import RuntimeOptions
+        from Tea.exceptions import UnretryableException
 
         request = models.AssumeRoleRequest(role_arn=role_arn, role_session_name=session_name,
                                            duration_seconds=duration_seconds, policy=policy)
@@ -107,8 +110,19 @@ class StsClient:
                 raise _Retryable("server", detail) from None
             log.get_logger().error("sts refused the request", role_arn=role_arn, **detail)
             raise UpstreamError("the token service is misconfigured; the operator has been told") from None
-        except Exception as exc:  # transport failures arrive wrapped in several SDK/requests types
-            raise _Retryable("network", {"error_type": type(exc).__name__, "error": str(exc)[:300]}) from None
+        except (UnretryableException, requests.RequestException, OSError) as exc:
+            # The SDK wraps transport failures (RetryError, requests, OSError) and answers it cannot parse
+            # (RuntimeError; e.g. an HTML page from a proxy, whose HTTP status the SDK drops): both retried,
+            # the first ends as 503 (unreachable), the second as 502.
+            inner = getattr(exc, "inner_exception", None) or exc
+            detail = {"error_type": type(inner).__name__, "error": str(inner)[:300]}
+            if isinstance(inner, (RetryError, requests.RequestException, OSError)):
+                raise _Retryable("network", detail) from None
+            raise _Retryable("server", detail) from None
+        except Exception as exc:  # an SDK surprise: not retried, not shown to the caller
+            log.get_logger().error("sts call failed unexpectedly", error_type=type(exc).__name__,
+                                   error=str(exc)[:300])
+            raise UpstreamError("the token service failed; retry later") from None
         return _parse(response)
 
 

@@ -163,3 +163,18 @@ def test_client_is_reused(env, sts_mock):
     _call()
     _call(query={"prefix": "x"}, method="GET")
     assert len(sts._clients) == 1 and len(sts_mock.calls) == 2
+
+
+def test_html_answer_from_a_proxy_is_retried_then_502(env, sts_mock):
+    sts_mock.add(responses.POST, STS_URL, status=200, body="<html>captive portal</html>",
+                 content_type="text/html")
+    response = _call()
+    assert response["statusCode"] == 502 and "portal" not in response["body"]
+    assert len(sts_mock.calls) == 3
+
+
+def test_html_5xx_from_a_load_balancer_is_retried(env, sts_mock):
+    sts_mock.add(responses.POST, STS_URL, status=502, body="<html>bad gateway</html>", content_type="text/html")
+    sts_mock.add(responses.POST, STS_URL, json=sts_success_body())
+    response = _call()
+    assert response["statusCode"] == 200 and len(sts_mock.calls) == 2

@@ -578,7 +578,8 @@ class Signer:
         """(key -> URL, headers to send, validity) for this call; reused while nothing changes."""
         now = truncate_to_second(now or datetime.now(timezone.utc))
         prepared = self._prepared
-        if prepared and prepared[:4] == (method, expires, now, options):
+        # `type(expires) is int`: 60.0 == 60 must not skip validation through the cache.
+        if prepared and type(expires) is int and prepared[:4] == (method, expires, now, options):
             return prepared[4]
         if method not in PRESIGN_METHODS:
             raise InvalidOption(f"method must be one of {', '.join(sorted(PRESIGN_METHODS))}")

@@ -128,3 +128,11 @@ def test_signer_uses_credentials_expiration_and_policy():
         signer.presign("k", expires=100, now=NOW)
     with pytest.raises(CredentialsExpiring):
         signer.presign("k", expires=3600, now=NOW + timedelta(seconds=900))
+
+
+@pytest.mark.parametrize("expires", [600.0, True, "600"])
+def test_non_int_expires_is_refused_even_right_after_a_valid_call(expires):
+    signer = Signer(Credentials("ak", "sk"), Endpoint.for_region("cn-hangzhou"), "bucket", region="cn-hangzhou")
+    signer.presign("k", expires=600, now=NOW)
+    with pytest.raises(InvalidExpires):
+        signer.presign("k", expires=expires, now=NOW)

@@ -332,16 +332,16 @@ class ExportJob:
                     prefix, continuation_token=token, start_after=None if token else start_after, max_keys=PAGE_SIZE)
                 listed += len(page.objects)
                 accepted = []
-                jump_to: str | None = None
+                excluded: str | None = None
                 cursor: str | None = None
                 for obj in page.objects:
-                    excluded = key_filter.excluded_prefix(obj.key)
-                    if excluded is not None:
-                        jump_to = excluded + AFTER_PREFIX  # skip the functions' own output in one listing
-                        break
                     cursor = obj.key
-                    if key_filter.accepts(obj.key, obj.size, obj.last_modified):
+                    excluded = key_filter.excluded_prefix(obj.key)
+                    if excluded is None and key_filter.accepts(obj.key, obj.size, obj.last_modified):
                         accepted.append(obj)
+                # A page ending inside the functions' own output (possibly millions of link records):
+                # continue the listing after that prefix instead of paging through it.
+                jump_to = excluded + AFTER_PREFIX if excluded is not None and page.is_truncated else None
                 rows, invalid = self._rows(signer, accepted, signed_at, validity.expires_in, expires_at)
                 skipped_invalid += invalid
                 if rows:

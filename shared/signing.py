@@ -709,7 +709,8 @@ class Signer:
     ) -> dict[str, str]:
         credentials = self.credentials
         timestamp = v4_timestamp(moment)
-        headers = {**headers, "x-oss-date": timestamp}
+        headers = _without(headers, "x-oss-date", "x-oss-security-token", "authorization")
+        headers["x-oss-date"] = timestamp
         if not any(name.lower() == "x-oss-content-sha256" for name in headers):
             headers["x-oss-content-sha256"] = UNSIGNED_PAYLOAD
         if credentials.security_token:
@@ -742,7 +743,7 @@ class Signer:
         moment: datetime,
     ) -> dict[str, str]:
         credentials = self.credentials
-        headers = {**headers}
+        headers = _without(headers, "x-oss-security-token", "authorization")
         if not any(name.lower() == "date" for name in headers):
             headers["Date"] = http_date(moment)
         if credentials.security_token:
@@ -870,6 +871,11 @@ def _check_headers(headers: Mapping[str, str]) -> dict[str, str]:
         seen.add(name.lower())
         _check_header_value(f"header {name!r}", value)
     return dict(headers)
+
+
+def _without(headers: Mapping[str, str], *lower_names: str) -> dict[str, str]:
+    """A copy of `headers` minus the ones the signer sets itself (any case)."""
+    return {name: value for name, value in headers.items() if name.lower() not in lower_names}
 
 
 def _normalise_metadata(metadata: Mapping[str, str]) -> dict[str, str]:

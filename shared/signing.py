@@ -298,9 +298,12 @@ class PresignOptions:
 
 @dataclass(frozen=True, slots=True)
 class PresignedUrl:
-    """A signed URL, the headers the client must send with it, and its validity."""
+    """A signed URL, the headers the client must send with it, and its validity.
 
-    url: str
+    The URL is a bearer credential (signature, maybe an STS token): it stays out of repr.
+    """
+
+    url: str = field(repr=False)
     method: str
     headers: Mapping[str, str]
     validity: Validity

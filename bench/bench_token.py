@@ -49,10 +49,31 @@ def _settings_env(mode: str, cache: bool) -> dict[str, str]:
     if mode == "apikey":
         digest = hashlib.sha256(API_KEY.encode()).hexdigest()
         env.update(AUTH_MODE="apikey", AUTH_API_KEYS=json.dumps({digest: {"name": "bench", "scope": "bench/"}}))
-    else:
+    elif mode == "jwt-hs256":
         env.update(AUTH_MODE="jwt", JWT_ISSUER="https://idp.bench/", JWT_AUDIENCE="bench", JWT_ALGORITHMS="HS256",
                    JWT_HS256_SECRET=HS_SECRET)
+    else:  # jwt-rs256
+        env.update(AUTH_MODE="jwt", JWT_ISSUER="https://idp.bench/", JWT_AUDIENCE="bench", JWT_ALGORITHMS="RS256",
+                   JWT_PUBLIC_KEY=_rsa_key()[1])
     return env
+
+
+_RSA: list[tuple[bytes, str]] = []
+
+
+def _rsa_key() -> tuple[bytes, str]:
+    """A 2048-bit RSA key pair (private PEM, public PEM), made once."""
+    if not _RSA:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+        public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        _RSA.append((private, public))
+    return _RSA[0]
 
 
 def _event(mode: str) -> bytes:
@@ -62,8 +83,9 @@ def _event(mode: str) -> bytes:
         import jwt
 
         now = int(time.time())
+        key, algorithm = (HS_SECRET, "HS256") if mode == "jwt-hs256" else (_rsa_key()[0], "RS256")
         token = jwt.encode({"iss": "https://idp.bench/", "aud": "bench", "sub": "alice", "exp": now + 3600,
-                            "nbf": now - 5}, HS_SECRET, algorithm="HS256")
+                            "nbf": now - 5}, key, algorithm=algorithm)
         headers = {"Authorization": f"Bearer {token}"}
     return json.dumps({
         "version": "v1", "rawPath": "/sts", "body": '{"prefix":"reports","actions":["read","list"]}',
@@ -122,7 +144,7 @@ def bench_boundary(calls: int) -> dict[str, float]:
     from functions.token.handler import handler
 
     results = {}
-    for mode in ("apikey", "jwt"):
+    for mode in ("apikey", "jwt-hs256", "jwt-rs256"):
         for cache in (False, True):
             _configure(mode, cache)
             results[f"{mode}, {'cache hit' if cache else 'no cache'}"] = _per_call(handler, _event(mode), calls)
@@ -176,7 +198,7 @@ def _median_subprocess(code: str, runs: int, env: dict[str, str]) -> dict[str, f
 
 def bench_cold(runs: int) -> dict[str, float]:
     results = {}
-    for mode in ("apikey", "jwt"):
+    for mode in ("apikey", "jwt-hs256"):
         env = {**os.environ, **_settings_env(mode, False)}
         script = COLD_SCRIPT.format(repo=str(REPO), bench=str(REPO / "bench"), mode=mode)
         measured = _median_subprocess(script, runs, env)
@@ -198,14 +220,14 @@ def main() -> None:
 
     print(f"Token handler, per issuance (best of 3 x {args.calls} calls), STS mocked at the module boundary:")
     for name, micros in bench_boundary(args.calls).items():
-        print(f"  {name:<22} {micros:8.1f} µs")
+        print(f"  {name:<26} {micros:8.1f} µs")
     with_responses = bench_responses(max(200, args.calls // 10))
     print(f"Per issuance with the real STS SDK on a `responses` wire (reference): {with_responses:8.1f} µs")
     print(f"\nCold start (median of {args.cold} fresh interpreters):")
     cold = bench_cold(args.cold)
     for name, millis in cold.items():
         print(f"  {name:<40} {millis:8.1f} ms")
-    for mode in ("apikey", "jwt"):
+    for mode in ("apikey", "jwt-hs256"):
         ratio = cold[f"handler import + first call ({mode})"] / cold["import oss2"]
         print(f"  handler import + first call ({mode}) / import oss2 = {ratio:.2f}")
 

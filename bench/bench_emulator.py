@@ -14,7 +14,9 @@ import argparse
 import functools
 import http.client
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -25,10 +27,10 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import oss2  # noqa: E402
+import oss2
 
-from local.cloud import CloudConfig, LocalCloud  # noqa: E402
-from local.oss.storage import ObjectRecord  # noqa: E402
+from local.cloud import CloudConfig, LocalCloud
+from local.oss.storage import ObjectRecord
 
 AK, SECRET = "LTAIbench", "bench-secret"  # local emulator keys, bench only
 CHUNK = 1024 * 1024
@@ -53,13 +55,21 @@ def fetch(url: str, connection: http.client.HTTPConnection | None = None) -> int
             connection.close()
 
 
-def throughput(url: str, size: int, runs: int) -> list[float]:
-    rates = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        assert fetch(url) == size
-        rates.append(size / (time.perf_counter() - started) / 2**20)
-    return rates
+def curl_rate(url: str, size: int) -> float:
+    """MiB/s as measured by curl (a native client, so the server rather than the client is measured)."""
+    completed = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}",
+                                url], capture_output=True, text=True, check=True, timeout=300)
+    status, downloaded, seconds = completed.stdout.split()
+    if status != "200" or int(downloaded) != size:
+        raise RuntimeError(f"curl GET: HTTP {status}, {downloaded} bytes")
+    return size / float(seconds) / 2**20
+
+
+def python_rate(url: str, size: int) -> float:
+    started = time.perf_counter()
+    if fetch(url) != size:
+        raise RuntimeError("short body")
+    return size / (time.perf_counter() - started) / 2**20
 
 
 def bench_get(work: Path, size_mib: int, runs: int) -> None:
@@ -71,37 +81,45 @@ def bench_get(work: Path, size_mib: int, runs: int) -> None:
             out.write(block)
     size = source.stat().st_size
 
-    with LocalCloud(CloudConfig(data_dir=work / "cloud", root_keys={AK: SECRET}, buckets=["bench"])) as cloud:
-        with open(source, "rb") as body:
-            blob = cloud.storage.write_blob(iter(functools.partial(body.read, CHUNK), b""))
-        cloud.storage.put_object(ObjectRecord("bench", "big.bin", blob.size, blob.etag, time.time(),
-                                              "application/octet-stream", {}, blob.path))
-        bucket = oss2.Bucket(oss2.AuthV4(AK, SECRET), "http://" + cloud.oss_endpoint, "bench", region="cn-hangzhou")
-        url = bucket.sign_url("GET", "big.bin", 3600)
-        fetch(url)  # warm the page cache
-        emulator = throughput(url, size, runs)
-
     class QuietHandler(SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
-    handler = functools.partial(QuietHandler, directory=str(source.parent))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(source.parent)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    clients = {"python http.client": python_rate}
+    if shutil.which("curl"):
+        clients["curl"] = curl_rate
     try:
-        plain_url = f"http://127.0.0.1:{server.server_address[1]}/big.bin"
-        fetch(plain_url)
-        builtin = throughput(plain_url, size, runs)
+        with LocalCloud(CloudConfig(data_dir=work / "cloud", root_keys={AK: SECRET}, buckets=["bench"])) as cloud:
+            with open(source, "rb") as body:
+                blob = cloud.storage.write_blob(iter(functools.partial(body.read, CHUNK), b""))
+            cloud.storage.put_object(ObjectRecord("bench", "big.bin", blob.size, blob.etag, time.time(),
+                                                  "application/octet-stream", {}, blob.path))
+            bucket = oss2.Bucket(oss2.AuthV4(AK, SECRET), "http://" + cloud.oss_endpoint, "bench",
+                                 region="cn-hangzhou")
+            urls = {"emulator": bucket.sign_url("GET", "big.bin", 3600),
+                    "http.server": f"http://127.0.0.1:{server.server_address[1]}/big.bin"}
+            for url in urls.values():
+                fetch(url)  # warm the page cache
+            # Interleave the two servers run by run so background load hits both alike.
+            rates = {(client, name): [] for client in clients for name in urls}
+            for _ in range(runs):
+                for client, measure in clients.items():
+                    for name, url in urls.items():
+                        rates[(client, name)].append(measure(url, size))
     finally:
         server.shutdown()
         server.server_close()
 
-    best_e, best_b = max(emulator), max(builtin)
-    print(f"GET {size_mib} MiB object, best of {runs} (median):")
-    print(f"  emulator (V4 presigned, sendfile)  {best_e:8.0f} MiB/s ({statistics.median(emulator):.0f})")
-    print(f"  http.server SimpleHTTPRequest      {best_b:8.0f} MiB/s ({statistics.median(builtin):.0f})")
-    print(f"  ratio emulator / http.server        {best_e / best_b:8.2f}x")
+    print(f"GET {size_mib} MiB object, median of {runs} interleaved runs (best), MiB/s:")
+    for client in clients:
+        emulator, builtin = rates[(client, "emulator")], rates[(client, "http.server")]
+        ratio = statistics.median(emulator) / statistics.median(builtin)
+        print(f"  [{client:18}] emulator (V4 presigned URL, sendfile) {statistics.median(emulator):6.0f} "
+              f"({max(emulator):.0f})  http.server SimpleHTTPRequestHandler {statistics.median(builtin):6.0f} "
+              f"({max(builtin):.0f})  ratio {ratio:.2f}x")
 
 
 def list_rate(cloud: LocalCloud, bucket: str, marker: str, pages: int) -> float:
@@ -128,7 +146,7 @@ def list_rate(cloud: LocalCloud, bucket: str, marker: str, pages: int) -> float:
 
 
 def bench_list(work: Path, sizes: list[int], pages: int) -> None:
-    print(f"ListObjects, 1000 keys per page, {pages} consecutive pages from each position (pages/s):")
+    print(f"ListObjects, 1000 keys per page, up to {pages} consecutive pages from each position (pages/s):")
     results = {}
     with LocalCloud(CloudConfig(data_dir=work / "list", root_keys={AK: SECRET})) as cloud:
         for count in sizes:
@@ -140,11 +158,13 @@ def bench_list(work: Path, sizes: list[int], pages: int) -> None:
                 cloud.storage.seed_objects(name, (f"logs/{i // 1000:05d}/{i:09d}.json"
                                                   for i in range(offset, min(count, offset + batch))))
             seeded = time.perf_counter() - started
-            last_start = max(0, count - (pages + 1) * 1000)
+            pages_here = min(pages, count // 1000 - 1)
+            last_start = max(0, count - (pages_here + 1) * 1000)
             middle = min(count // 2, last_start)
             positions = {"start": "", "middle": f"logs/{middle // 1000:05d}/{middle:09d}.json",
                          "end": f"logs/{last_start // 1000:05d}/{last_start:09d}.json"}
-            rates = {where: list_rate(cloud, name, marker, pages) for where, marker in positions.items()}
+            list_rate(cloud, name, "", 3)  # warm-up: SQLite page cache, server thread
+            rates = {where: list_rate(cloud, name, marker, pages_here) for where, marker in positions.items()}
             results[count] = rates
             print(f"  {count:>9,} objects (seeded in {seeded:5.1f}s): "
                   + "  ".join(f"{where} {rate:6.1f}" for where, rate in rates.items()))
@@ -160,7 +180,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=1_000_000)
-    parser.add_argument("--pages", type=int, default=8)
+    parser.add_argument("--pages", type=int, default=20)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-emulator-") as tmp:
         work = Path(tmp)

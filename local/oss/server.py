@@ -227,6 +227,13 @@ class OssRequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(reply.body)
             return
         source, offset, count = reply.file
-        with source:
-            if count and self.connection.sendfile(source, offset, count) != count:
-                self.close_connection = True
+        # A socket with a timeout is non-blocking underneath: sendfile would then move one socket
+        # buffer per syscall. Block for the body (large sendfile chunks), then restore the idle timeout.
+        idle_timeout = self.connection.gettimeout()
+        self.connection.settimeout(None)
+        try:
+            with source:
+                if count and self.connection.sendfile(source, offset, count) != count:
+                    self.close_connection = True
+        finally:
+            self.connection.settimeout(idle_timeout)

@@ -321,7 +321,7 @@ def settings_for(function: str) -> config.Settings:
     with _settings_lock:
         if function not in _settings:
             loaded = config.load(function)
-            if not log._configured:
+            if not log.is_configured():
                 log.configure(loaded.log.level)
             _settings[function] = loaded
         return _settings[function]

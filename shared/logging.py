@@ -25,21 +25,25 @@ _SECRET_KEYS = frozenset({
     "x_api_key", "webhook_secret", "link_secret", "hs256_secret", "cookie", "set_cookie",
 })
 
-# Secret-looking fragments inside free text (URLs, headers, exception messages).
-_VALUE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+# Secret-looking fragments inside free text (URLs, headers, exception messages), each with a cheap
+# substring guard so that ordinary strings skip the regular expressions entirely.
+_VALUE_PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
     # JWTs: three base64url segments, the first starting with '{"' encoded.
-    (re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*"), MASK),
+    (("eyJ",), re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*"), MASK),
     # Query-string signatures and tokens (V1, V4, STS).
-    (re.compile(r"(?i)((?:^|[?&;\s])(?:Signature|x-oss-signature|x-oss-security-token|security-token|"
-                r"SecurityToken|AccessKeySecret)=)[^&\s\"']+"), r"\1" + MASK),
+    (("=",), re.compile(r"(?i)((?:^|[?&;\s])(?:Signature|x-oss-signature|x-oss-security-token|security-token|"
+                     r"SecurityToken|AccessKeySecret)=)[^&\s\"']+"), r"\1" + MASK),
     # Authorization header values.
-    (re.compile(r"(OSS4-HMAC-SHA256\s+Credential=[^,\s]+(?:,AdditionalHeaders=[^,\s]+)?,\s*Signature=)[0-9a-fA-F]+"),
+    (("OSS4-HMAC-SHA256",), re.compile(
+        r"(OSS4-HMAC-SHA256\s+Credential=[^,\s]+(?:,AdditionalHeaders=[^,\s]+)?,\s*Signature=)[0-9a-fA-F]+"),
      r"\1" + MASK),
-    (re.compile(r"(ACS3-HMAC-SHA256\s+Credential=[^,\s]+,\s*SignedHeaders=[^,\s]+,\s*Signature=)[0-9a-fA-F]+"),
+    (("ACS3-HMAC-SHA256",), re.compile(
+        r"(ACS3-HMAC-SHA256\s+Credential=[^,\s]+,\s*SignedHeaders=[^,\s]+,\s*Signature=)[0-9a-fA-F]+"),
      r"\1" + MASK),
-    (re.compile(r"(\bOSS\s+[A-Za-z0-9.]+:)[A-Za-z0-9+/=]+"), r"\1" + MASK),
-    (re.compile(r"(?i)(\bBearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1" + MASK),
+    (("OSS ",), re.compile(r"(\bOSS\s+[A-Za-z0-9.]+:)[A-Za-z0-9+/=]+"), r"\1" + MASK),
+    (("earer", "EARER"), re.compile(r"(?i)(\bBearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1" + MASK),
 )
+_MAX_REGISTERED = 256  # function and signer credentials; vended credentials are never logged in the first place
 
 _registered: set[str] = set()
 _registered_lock = threading.Lock()
@@ -49,12 +53,15 @@ def register_secret(value: str | None) -> None:
     """Mask this exact value (e.g. a credential the function loaded) wherever it appears in a log line."""
     if value and len(value) >= 8:
         with _registered_lock:
+            if len(_registered) >= _MAX_REGISTERED:
+                _registered.pop()
             _registered.add(value)
 
 
 def mask_text(text: str) -> str:
-    for pattern, replacement in _VALUE_PATTERNS:
-        text = pattern.sub(replacement, text)
+    for guards, pattern, replacement in _VALUE_PATTERNS:
+        if any(guard in text for guard in guards):
+            text = pattern.sub(replacement, text)
     for secret in tuple(_registered):
         if secret in text:
             text = text.replace(secret, MASK)
@@ -103,6 +110,10 @@ def configure(level: str = "info", *, stream: Any = None) -> None:
         cache_logger_on_first_use=stream is None,
     )
     _configured = True
+
+
+def is_configured() -> bool:
+    return _configured
 
 
 def get_logger(**initial: Any) -> Any:

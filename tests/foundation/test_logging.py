@@ -54,3 +54,8 @@ def test_invocation_context_and_cold_start_flag():
     assert first["function"] == "sign" and first["request_id"] == "req-1" and first["level"] == "info"
     assert first["cold_start"] is True and second["cold_start"] is False
     assert first["timestamp"].endswith("Z")
+
+
+def test_bearer_tokens_are_masked_in_any_case():
+    out = _capture(header="BEARER abc.def-ghi_123", other="bearer zzz999yyy")
+    assert "abc.def-ghi_123" not in out and "zzz999yyy" not in out

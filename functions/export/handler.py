@@ -39,7 +39,7 @@ from urllib.parse import quote
 
 from shared import config, credentials
 from shared import logging as log
-from shared.errors import InvalidParameter, UpstreamError
+from shared.errors import AppError, InvalidParameter, UpstreamError
 from shared.events import InvalidEvent, parse_timer_event
 from shared.export import (
     Checkpoint,
@@ -63,6 +63,7 @@ from shared.webhook import WebhookClient, WebhookError
 
 FUNCTION = "export"
 PAGE_SIZE = 1000
+ROWS_PER_CHUNK = 64  # rows formatted at a time; a part overshoots its size by at most one chunk
 PROGRESS_INTERVAL_SECONDS = 1.5
 MAX_HOPS = 1000
 HANDOFF_LEASE_SECONDS = 900  # how long a handed-off export waits for its continuation before anyone may resume
@@ -167,7 +168,10 @@ def run(event: bytes | str | dict[str, Any], context: Any, runtime: Runtime,
                     timeout=timeout)
     try:
         return job.execute()
-    except InvalidParameter as error:
+    except AppError as error:
+        if error.status >= 500:  # ours or a dependency's: raise, the platform retries
+            raise
+        # a request that can never succeed (e.g. expires below URL_MIN_EXPIRES): answer, do not retry
         logger.error("export.invalid", export_id=request.export_id, code=error.code, message=error.message)
         return {"status": "invalid", "export_id": request.export_id, "code": error.code, "message": error.message}
 
@@ -344,20 +348,21 @@ class ExportJob:
                 jump_to = excluded + AFTER_PREFIX if excluded is not None and page.is_truncated else None
                 rows, invalid = self._rows(signer, accepted, signed_at, validity.expires_in, expires_at)
                 skipped_invalid += invalid
-                if rows:
-                    buffer.add(format_rows(rows, options.format), len(rows), rows[-1].key)
-                    hop_rows += len(rows)
+                for start in range(0, len(rows), ROWS_PER_CHUNK):
+                    chunk = rows[start:start + ROWS_PER_CHUNK]
+                    buffer.add(format_rows(chunk, options.format), len(chunk), chunk[-1].key)
+                    if buffer.full:  # a part ends at a row: its last key is an exact resume position
+                        self._upload_part(checkpoint, buffer, prefix_index)
+                        checkpoint.listed = listed
+                        self.save(checkpoint)
+                        if self.runtime.hooks.after_part:
+                            self.runtime.hooks.after_part(len(checkpoint.parts))
+                hop_rows += len(rows)
                 if jump_to is not None:
                     cursor = jump_to
-                position = (prefix_index, cursor) if cursor is not None else None
-                if buffer.full:
-                    self._upload_part(checkpoint, buffer, position or (prefix_index, checkpoint.last_key))
-                    checkpoint.listed = listed
-                    self.save(checkpoint)
-                    if self.runtime.hooks.after_part:
-                        self.runtime.hooks.after_part(len(checkpoint.parts))
-                elif position is not None and buffer.rows == 0 and self._time_low():
-                    checkpoint.prefix_index, checkpoint.last_key = position  # everything so far filtered out
+                if cursor is not None and buffer.rows == 0 and self._time_low():
+                    # nothing pending: every key listed so far is accounted for (written or filtered out)
+                    checkpoint.prefix_index, checkpoint.last_key = prefix_index, cursor
                 now = self.clock()
                 if now - last_progress >= PROGRESS_INTERVAL_SECONDS:
                     last_progress = now
@@ -401,18 +406,18 @@ class ExportJob:
     def _time_low(self) -> bool:
         return self.deadline - self.clock() < self.settings.export.min_remaining
 
-    def _upload_part(self, checkpoint: Checkpoint, buffer: PartBuffer, position: tuple[int, str | None]) -> None:
+    def _upload_part(self, checkpoint: Checkpoint, buffer: PartBuffer, prefix_index: int) -> None:
         options = checkpoint.export_options
         if checkpoint.upload_id is None:
             checkpoint.upload_id = self.client.initiate_multipart_upload(checkpoint.output_key,
                                                                          content_type=options.content_type)
             self.save(checkpoint)  # an upload id in the checkpoint can always be aborted later
-        data, rows, _last_key = buffer.take()
+        data, rows, last_key = buffer.take()
         number = len(checkpoint.parts) + 1
         etag = self.client.upload_part(checkpoint.output_key, checkpoint.upload_id, number, data)
         checkpoint.parts.append([number, etag, len(data)])
         checkpoint.rows += rows
-        checkpoint.prefix_index, checkpoint.last_key = position
+        checkpoint.prefix_index, checkpoint.last_key = prefix_index, last_key
 
     def _progress(self, listed: int, rows: int, hop_rows: int, elapsed: float) -> None:
         rate = round(hop_rows / elapsed, 1) if elapsed > 0 else 0.0

@@ -47,7 +47,7 @@ class Worker:
     def __init__(self, spec: FunctionSpec, env: Mapping[str, str], log: Callable[[str, str], None]):
         self.spec = spec
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "local.worker", spec.handler],
+            [sys.executable, "-m", "local.worker", spec.handler, *([spec.initializer] if spec.initializer else [])],
             cwd=ROOT, env=dict(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, bufsize=1,
         )

@@ -43,6 +43,7 @@ class FunctionSpec:
     memory: int
     role: str | None  # logical id of the role
     environment: dict[str, str]
+    initializer: str | None = None  # InstanceLifecycleConfig.Initializer.Handler
 
     @property
     def short_name(self) -> str:
@@ -117,6 +118,7 @@ def load(
                 memory=int(props.get("MemorySize", 512)),
                 role=_role_logical_id(resource.get("Properties", {}).get("Role")),
                 environment={k: _env_string(v) for k, v in (props.get("EnvironmentVariables") or {}).items()},
+                initializer=(props.get("InstanceLifecycleConfig") or {}).get("Initializer", {}).get("Handler"),
             )
             template.functions[spec.name] = spec
         elif kind == "ALIYUN::FC3::Trigger":

@@ -78,9 +78,14 @@ def decode_result(result: Any) -> Any:
     return result
 
 
+def _load(path: str) -> Any:
+    module_name, _, attribute = path.rpartition(".")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
 def main() -> None:
     handler_path = sys.argv[1]
-    module_name, _, function_name = handler_path.rpartition(".")
+    initializer_path = sys.argv[2] if len(sys.argv) > 2 else None
     protocol_out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # the handler's prints and logs go to stderr
     sys.stdout = sys.stderr
@@ -90,7 +95,10 @@ def main() -> None:
         started = time.perf_counter()
         try:
             if handler is None:  # imported on the first invocation: a real cold start
-                handler = getattr(importlib.import_module(module_name), function_name)
+                context = build_context(request["context"])
+                if initializer_path:  # FC runs the initializer once per instance, before the first event
+                    _load(initializer_path)(context)
+                handler = _load(handler_path)
             event = base64.b64decode(request["event"])
             result = handler(event, build_context(request["context"]))
             reply = {"ok": True, "result": encode_result(result)}

@@ -28,9 +28,10 @@ def test_format_and_resource_types_are_current_fc3():
 
 @pytest.mark.parametrize("spec", LOADED.functions.values(), ids=lambda s: s.short_name)
 def test_every_handler_path_resolves_to_a_callable(spec):
-    module_name, _, attribute = spec.handler.rpartition(".")
-    module = importlib.import_module(module_name)
-    assert callable(getattr(module, attribute))
+    for path in filter(None, (spec.handler, spec.initializer)):
+        module_name, _, attribute = path.rpartition(".")
+        module = importlib.import_module(module_name)
+        assert callable(getattr(module, attribute)), path
 
 
 @pytest.mark.parametrize("spec", LOADED.functions.values(), ids=lambda s: s.short_name)

@@ -10,6 +10,7 @@ entries carry a fixed timestamp so the same sources give the same bytes.
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,7 @@ FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 RUNTIME_PLATFORM = ["--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_17_x86_64",
                     "--platform", "manylinux_2_28_x86_64", "--python-version", "3.10", "--implementation", "cp",
                     "--only-binary=:all:"]
+RUNTIME_INTERPRETER = "python3.10"  # to precompile bytecode the runtime can use (FC's code dirs are read-only)
 PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
 
 
@@ -29,6 +31,36 @@ def _sources(base: Path, folder: str) -> Iterable[Path]:
     for path in sorted((base / folder).rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
             yield path
+
+
+def _files(base: Path) -> Iterable[Path]:
+    return sorted(path for path in base.rglob("*") if path.is_file())
+
+
+def runtime_interpreter() -> str | None:
+    """A working python3.10 (on PATH, or a pyenv install), or None."""
+    candidates = [shutil.which(RUNTIME_INTERPRETER), *sorted(
+        str(p) for p in Path.home().glob(f".pyenv/versions/3.10.*/bin/{RUNTIME_INTERPRETER}"))]
+    for candidate in filter(None, candidates):
+        probe = subprocess.run([candidate, "-c", "import sys; assert sys.version_info[:2] == (3, 10)"],  # noqa: S603
+                               capture_output=True, check=False)
+        if probe.returncode == 0:
+            return candidate
+    return None
+
+
+def _precompile(tree: Path) -> bool:
+    """Compile .pyc for the runtime's Python (unchecked-hash: valid whatever mtimes the unzip sets).
+
+    Without them every cold start compiles the sources, since FC cannot write __pycache__ next to them.
+    Returns False (sources only) when no python3.10 is installed here."""
+    interpreter = runtime_interpreter()
+    if interpreter is None:
+        print(f"note: {RUNTIME_INTERPRETER} not found; archives carry sources only", file=sys.stderr)
+        return False
+    subprocess.run([interpreter, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",  # noqa: S603
+                    str(tree)], check=True)
+    return True
 
 
 def _write_zip(target: Path, entries: Iterable[tuple[Path, str]]) -> None:
@@ -43,13 +75,21 @@ def _write_zip(target: Path, entries: Iterable[tuple[Path, str]]) -> None:
     partial.replace(target)
 
 
-def build_code(out: Path) -> Path:
+def build_code(out: Path, *, compile_bytecode: bool = True) -> Path:
     target = out / "code.zip"
-    _write_zip(target, ((path, path.relative_to(ROOT).as_posix()) for path in _sources(ROOT, "functions")))
+    with tempfile.TemporaryDirectory() as scratch:
+        tree = Path(scratch)
+        for path in _sources(ROOT, "functions"):
+            destination = tree / path.relative_to(ROOT)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, destination)
+        if compile_bytecode:
+            _precompile(tree)
+        _write_zip(target, ((path, path.relative_to(tree).as_posix()) for path in _files(tree)))
     return target
 
 
-def build_layer(out: Path, *, with_dependencies: bool = True) -> Path:
+def build_layer(out: Path, *, with_dependencies: bool = True, compile_bytecode: bool = True) -> Path:
     target = out / "layer.zip"
     with tempfile.TemporaryDirectory() as scratch:
         site = Path(scratch) / "python"
@@ -65,10 +105,13 @@ def build_layer(out: Path, *, with_dependencies: bool = True) -> Path:
                  "--find-links", str(wheelhouse)],
                 check=True,
             )
-        entries = [(path, "python/" + path.relative_to(ROOT).as_posix()) for path in _sources(ROOT, "shared")]
-        entries += [(path, "python/" + path.relative_to(site).as_posix()) for path in _sources(site, ".")
-                    if "__pycache__" not in path.parts]
-        _write_zip(target, entries)
+        for path in _sources(ROOT, "shared"):
+            destination = site / path.relative_to(ROOT)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, destination)
+        if compile_bytecode:
+            _precompile(site)
+        _write_zip(target, ((path, "python/" + path.relative_to(site).as_posix()) for path in _files(site)))
     return target
 
 

@@ -26,7 +26,15 @@ from shared.auth import Identity, authenticate
 from shared.config import Settings
 from shared.credentials import signing_credentials
 from shared.errors import AppError, BadRequest, InvalidParameter, NotFound
-from shared.keys import CredentialsExpiring, InvalidKey, KeyOutsideScope, SigningError, validate_key
+from shared.keys import (
+    CredentialsExpiring,
+    InvalidKey,
+    KeyOutsideScope,
+    SigningError,
+    is_valid_key,
+    validate_key,
+    validate_scope_prefix,
+)
 from shared.signing import Credentials, PresignedUrl, Signer
 from shared.storage import OssClient, OssError, to_app_error
 from shared.url_options import UrlSpec, parse_spec, validity_policy
@@ -89,6 +97,7 @@ class _Job:
         self.now = datetime.now(timezone.utc)
         self._credentials: Credentials | None = None
         self._signers: dict[tuple[Any, str], Signer] = {}
+        validate_scope_prefix(identity.scope)  # once per request, not once per key
 
     # -- entry points ------------------------------------------------------------------------------------
 
@@ -109,8 +118,15 @@ class _Job:
             raise InvalidParameter("give either key or keys, not both")
         shared_spec = parse_spec(shared_values, self.settings, source_ip=self.source_ip)
         results: list[Result | None] = [None] * len(items)
-        groups: dict[str, tuple[UrlSpec, list[int], list[str]]] = {}
+        shared_indexes: list[int] = []
+        shared_keys: list[str] = []
+        groups: dict[str, tuple[UrlSpec, list[int], list[str]]] = {"": (shared_spec, shared_indexes, shared_keys)}
+        in_scope = self._in_scope
         for index, item in enumerate(items):  # pass 1: keys and scope, no signing yet
+            if type(item) is str and item and in_scope(item):  # the common case, kept cheap
+                shared_indexes.append(index)
+                shared_keys.append(item)
+                continue
             try:
                 key, spec, group = self._entry(index, item, shared_values, shared_spec)
             except AppError as error:
@@ -121,19 +137,21 @@ class _Job:
             entry[2].append(key)
         if self.settings.sign.check_exists:
             self._head_many(groups, results)
+            for group, (spec, indexes, keys) in list(groups.items()):  # drop the keys that failed the HEAD
+                kept = [(i, k) for i, k in zip(indexes, keys, strict=True) if results[i] is None]
+                groups[group] = (spec, [i for i, _ in kept], [k for _, k in kept])
         for spec, indexes, keys in groups.values():  # pass 2: one presign_many per distinct options
-            kept = [(i, k) for i, k in zip(indexes, keys, strict=True) if results[i] is None]
-            if not kept:
+            if not keys:
                 continue
             try:
-                signed = self._sign_group([k for _, k in kept], spec)
+                signed = self._sign_group(keys, spec)
             except CredentialsExpiring:
                 raise  # the deployment's problem, not the keys': the whole call fails (503)
             except AppError as error:
-                for index, key in kept:
+                for index, key in zip(indexes, keys, strict=True):
                     results[index] = _error_result(key, error)
                 continue
-            for (index, _), result in zip(kept, signed, strict=True):
+            for index, result in zip(indexes, signed, strict=True):
                 results[index] = result
         return [result for result in results if result is not None]
 
@@ -158,13 +176,25 @@ class _Job:
     def _checked_key(self, key: Any, where: str) -> str:
         if not isinstance(key, str) or not key:
             raise InvalidKey(f"{where}key must be a non-empty string")
+        if self._in_scope(key):
+            return key
         try:
             validate_key(key)
         except InvalidKey as error:
             raise InvalidKey(f"{where}{error.message}") from None
-        if not self.identity.allows_key(key):
-            raise KeyOutsideScope(f"{where}the key is outside the caller's scope ({self.identity.scope})")
-        return key
+        raise KeyOutsideScope(f"{where}the key is outside the caller's scope ({self.identity.scope})")
+
+    def _in_scope(self, key: str) -> bool:
+        """``identity.allows_key`` (the rule), with a fast path for the common case of a batch.
+
+        The scope was validated once (in __init__); a key with no segment starting with '.' cannot
+        have a '.'/'..' segment, so only the prefix and the key's own validity remain to check.
+        Anything else goes to the shared rule itself.
+        """
+        scope = self.identity.scope
+        if "/." in key or key[0] == ".":
+            return self.identity.allows_key(key)
+        return key.startswith(scope) and len(key) > len(scope) and is_valid_key(key)
 
     # -- signing ---------------------------------------------------------------------------------------
 
@@ -193,7 +223,10 @@ class _Job:
             raise
         except SigningError as error:
             raise InvalidParameter(error.message) from None
-        return [_url_result(key, url) for key, url in zip(keys, signed, strict=True)]
+        if not signed:
+            return []
+        common = _url_result_common(signed[0])  # one validity per group: formatted once
+        return [{"key": key, "url": url.url, **common} for key, url in zip(keys, signed, strict=True)]
 
     def _proxy_links(self, keys: Sequence[str], spec: UrlSpec) -> list[Result]:
         """Links to /download: they need no OSS credentials now, so only the configured bounds apply."""
@@ -257,11 +290,10 @@ class _Job:
                                duration_ms=round((time.perf_counter() - started) * 1000, 1))
 
 
-def _url_result(key: str, url: PresignedUrl) -> Result:
+def _url_result_common(url: PresignedUrl) -> Result:
+    """The fields every URL of one presign_many call shares (same method, headers and validity)."""
     validity = url.validity
     return {
-        "key": key,
-        "url": url.url,
         "method": url.method,
         "headers": dict(url.headers),
         "expires_at": format_utc(validity.expires_at),

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 from urllib.parse import quote, unquote
 
 from local import iam
-from local.oss import cors, listing
+from local.oss import cors, listing, postobject
 from local.oss.auth import ANONYMOUS, IncomingRequest, Principal, Verifier
 from local.oss.errors import OssError, access_denied, invalid_argument
 from local.oss.events import EventDispatcher, ObjectEvent
@@ -45,17 +45,33 @@ XML = {"Content-Type": "application/xml"}
 
 
 class BodyReader:
-    """The request body, read at most once, in chunks (Content-Length or chunked)."""
+    """The request body, read once, in chunks (Content-Length or chunked)."""
 
     def __init__(self, chunks: Callable[[], Iterator[bytes]], length: int | None, chunked: bool) -> None:
-        self._chunks = chunks
+        self._source = chunks
+        self._iterator: Iterator[bytes] | None = None
         self.length = length
         self.chunked = chunked
-        self.consumed = length in (None, 0) and not chunked
+        self.received = 0
+        self.exhausted = length in (None, 0) and not chunked
 
     def chunks(self) -> Iterator[bytes]:
-        self.consumed = True
-        return self._chunks()
+        """The body's chunks; calling again continues where the previous reader stopped."""
+        if self._iterator is None:
+            self._iterator = self._source()
+        return self._track(self._iterator)
+
+    def _track(self, iterator: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in iterator:
+            self.received += len(chunk)
+            yield chunk
+        self.exhausted = True
+
+    def remaining(self) -> int | None:
+        """Bytes still unread (None when unknown: chunked)."""
+        if self.exhausted:
+            return 0
+        return None if self.length is None else self.length - self.received
 
     def read_all(self, limit: int) -> bytes:
         if self.length is not None and self.length > limit:
@@ -218,6 +234,8 @@ class OssApi:
             return Reply(200, dict(XML), self._list_uploads(call, name))
         if method == "POST" and "delete" in names:
             return self._delete_multiple(call, principal, bucket)
+        if method == "POST" and not _subresources(call):
+            return self._post_object(call, bucket)
         if _subresources(call):
             raise OssError(501, "NotImplemented", "This sub-resource is not supported by the local emulator.")
         if method == "GET":
@@ -456,6 +474,53 @@ class OssApi:
         start, end = byte_range
         headers["Content-Range"] = f"bytes {start}-{end}/{record.size}"
         return Reply(206, headers, file=(blob, start, end - start + 1))
+
+    # -- PostObject (browser form upload) ----------------------------------------------------
+    def _post_object(self, call: Call, bucket: Mapping[str, Any]) -> Reply:
+        boundary = postobject.boundary_of(call.header("content-type") or "")
+        stream = postobject.make_stream(call.body.chunks())
+        form = postobject.read_fields(stream, boundary)
+        principal, policy = postobject.authenticate_form(self.verifier, form, self.clock())
+        template = form.fields.get("key")
+        if not template:
+            raise invalid_argument("The form field key is required.", ArgumentName="key")
+        key = template.replace("${filename}", form.filename)
+        _validate_key(key)
+        values = {**form.fields, "bucket": bucket["name"]}
+        if policy is not None:
+            postobject.check_conditions(policy, values, size=None)
+        self._authorize(call, principal, bucket, "oss:PutObject", self._resource(bucket["name"], key))
+        blob = self.storage.write_blob(
+            _capped(stream.stream_until(b"\r\n--" + boundary.encode()), MAX_OBJECT_SIZE))
+        try:
+            stream.drain()  # the closing boundary and any fields after the file are ignored, as OSS does
+            if policy is not None:
+                postobject.check_conditions(policy, values, size=blob.size)
+        except BaseException:
+            self.storage.discard_blob(blob.path)
+            raise
+        content_type = form.fields.get("content-type") or form.file_content_type or "application/octet-stream"
+        metadata = {name: value for name, value in form.fields.items()
+                    if name.startswith("x-oss-meta-") or name in STORED_HEADERS}
+        record = ObjectRecord(bucket["name"], key, blob.size, blob.etag, self.clock(), content_type, metadata,
+                              blob.path)
+        delta = self.storage.put_object(record)
+        self._publish("ObjectCreated:PostObject", call, principal, record, delta)
+        headers = {"ETag": f'"{blob.etag}"'}
+        redirect = form.fields.get("success_action_redirect")
+        if redirect:
+            separator = "&" if "?" in redirect else "?"
+            location = (f"{redirect}{separator}bucket={quote(bucket['name'], safe='')}"
+                        f"&key={quote(key, safe='')}&etag={quote(chr(34) + blob.etag + chr(34), safe='')}")
+            return Reply(303, {**headers, "Location": location})
+        status = form.fields.get("success_action_status", "204")
+        if status == "201":
+            body = ('<?xml version="1.0" encoding="UTF-8"?>\n<PostResponse>'
+                    + element("Bucket", bucket["name"])
+                    + element("Location", f"http://{call.host}/{bucket['name']}/{quote(key)}")
+                    + element("Key", key) + element("ETag", f'"{blob.etag}"') + "</PostResponse>")
+            return Reply(201, {**XML, **headers}, body.encode())
+        return Reply(200 if status == "200" else 204, headers)
 
     # -- multipart ---------------------------------------------------------------------------
     def _upload(self, upload_id: str, bucket: str, key: str) -> UploadRecord:

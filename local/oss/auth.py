@@ -144,6 +144,13 @@ class Verifier:
         return principal
 
     # -- credentials -------------------------------------------------------------------------
+    def credentials(self, access_key_id: str, token: str | None) -> tuple[str, Principal]:
+        """The secret and principal for a key (and STS token); raises the OSS error otherwise."""
+        return self._credentials(access_key_id, token)
+
+    def check_scope(self, scope_date: str, region: str, product: str, date_value: str) -> None:
+        self._check_scope(scope_date, region, product, date_value)
+
     def _credentials(self, access_key_id: str, token: str | None) -> tuple[str, Principal]:
         if not access_key_id:
             raise invalid_argument("The OSS Access Key Id you provided is empty.")
@@ -309,9 +316,7 @@ class Verifier:
         string_to_sign = "\n".join(
             [V4_ALGORITHM, date_value, scope, hashlib.sha256(canonical.encode()).hexdigest()]
         )
-        key = ("aliyun_v4" + secret).encode()
-        for part in (scope_date, region, product, "aliyun_v4_request"):
-            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        key = v4_signing_key(secret, scope_date, region, product)
         expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected.encode(), provided.lower().encode()):
             raise _signature_mismatch(string_to_sign, token, access_key_id, CanonicalRequest=canonical)
@@ -371,6 +376,18 @@ def v4_canonical_request(request: IncomingRequest, additional: Sequence[str], pa
     signed.update(n for n in additional if n in request.headers)
     headers = "".join(f"{name}:{_joined(request, name)}\n" for name in sorted(signed))
     return "\n".join([request.method, uri, query, headers, ";".join(additional), payload_hash])
+
+
+def v4_signing_key(secret: str, scope_date: str, region: str, product: str) -> bytes:
+    key = ("aliyun_v4" + secret).encode()
+    for part in (scope_date, region, product, "aliyun_v4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
+
+
+def parse_v4_credential(credential: str) -> tuple[str, str, str, str]:
+    """(AccessKeyId, YYYYMMDD, region, product) from ``AK/date/region/product/aliyun_v4_request``."""
+    return _parse_credential(credential)
 
 
 def _v1_resource(bucket: str | None, key: str | None) -> str:

@@ -184,12 +184,14 @@ class OssRequestHandler(BaseHTTPRequestHandler):
             log.exception("internal error in the OSS emulator (request %s)", request_id)
             reply = self._error_reply(OssError(500, "InternalError", "We encountered an internal error."),
                                       request_id, host_header)
-        if body is not None and not body.consumed:
+        if body is not None and not body.exhausted:
             self._drain(body)
         self._send(reply, request_id)
 
     def _drain(self, body: BodyReader) -> None:
-        if body.length is not None and body.length <= DRAIN_LIMIT:
+        """Read what the operation left unread so the connection can be reused; close it when large."""
+        remaining = body.remaining()
+        if remaining is not None and remaining <= DRAIN_LIMIT:
             try:
                 for _ in body.chunks():
                     pass

@@ -120,6 +120,38 @@ async function main() {
   assert.strictEqual(tampered.status, 403);
   assert.ok(tampered.body.toString().includes('SignatureDoesNotMatch'));
 
+  // PostObject: a browser-style form upload signed with the SDK's own policy signers
+  const policyText = JSON.stringify({
+    expiration: new Date(Date.now() + 600 * 1000).toISOString(),
+    conditions: [['starts-with', '$key', `${prefix}form/`], ['content-length-range', 1, 1024 * 1024]],
+  });
+  const policy = Buffer.from(policyText, 'utf8').toString('base64');
+  const form = new FormData();
+  form.append('key', `${prefix}form/\${filename}`);
+  if (v4) {
+    const now = new Date();
+    const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+    form.append('x-oss-signature-version', 'OSS4-HMAC-SHA256');
+    form.append('x-oss-credential', `${process.env.OSS_AK}/${stamp.slice(0, 8)}/cn-hangzhou/oss/aliyun_v4_request`);
+    form.append('x-oss-date', stamp);
+    form.append('x-oss-signature', oss.signPostObjectPolicyV4(policyText, now));
+    form.append('policy', policy);
+  } else {
+    const signed = oss.calculatePostSignature(policyText);
+    assert.strictEqual(signed.policy, policy);
+    form.append('OSSAccessKeyId', signed.OSSAccessKeyId);
+    form.append('policy', signed.policy);
+    form.append('Signature', signed.Signature);
+  }
+  if (process.env.OSS_TOKEN) form.append('x-oss-security-token', process.env.OSS_TOKEN);
+  form.append('success_action_status', '201');
+  const upload = crypto.randomBytes(2000);
+  form.append('file', new Blob([upload]), 'pic.png');
+  const posted = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: form });
+  assert.strictEqual(posted.status, 201, await posted.text());
+  const postedBack = await oss.get(`${prefix}form/pic.png`);
+  assert.ok(Buffer.compare(postedBack.content, upload) === 0, 'posted body');
+
   console.log(JSON.stringify({ ok: true, v4, sts: Boolean(process.env.OSS_TOKEN) }));
 }
 

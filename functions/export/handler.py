@@ -31,7 +31,8 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -46,10 +47,10 @@ from shared.export import (
     ExportOptions,
     KeyFilter,
     PartBuffer,
-    Row,
     checkpoint_key,
     export_id,
-    format_rows,
+    format_lines,
+    format_time,
     header,
     output_key,
     parse_options,
@@ -190,6 +191,7 @@ class ExportJob:
         self.owner = str(getattr(context, "request_id", "") or uuid.uuid4().hex)
         self.logger = log.get_logger().bind(export_id=request.export_id)
         self.state_key = checkpoint_key(self.settings.export.output_prefix, request.export_id)
+        self._pending: Future[None] | None = None
 
     # -- checkpoint storage --
     def load(self) -> Checkpoint | None:
@@ -327,56 +329,41 @@ class ExportJob:
         last_progress = hop_started
         skipped_invalid = 0
 
-        for prefix_index in range(checkpoint.prefix_index, len(options.prefixes)):
-            prefix = options.prefixes[prefix_index]
-            start_after = checkpoint.last_key if prefix_index == checkpoint.prefix_index else None
-            token: str | None = None
-            while True:
-                page: ListPage = self.client.list_objects_v2(
-                    prefix, continuation_token=token, start_after=None if token else start_after, max_keys=PAGE_SIZE)
-                listed += len(page.objects)
-                accepted = []
-                excluded: str | None = None
-                cursor: str | None = None
-                for obj in page.objects:
-                    cursor = obj.key
-                    excluded = key_filter.excluded_prefix(obj.key)
-                    if excluded is None and key_filter.accepts(obj.key, obj.size, obj.last_modified):
-                        accepted.append(obj)
-                # A page ending inside the functions' own output (possibly millions of link records):
-                # continue the listing after that prefix instead of paging through it.
-                jump_to = excluded + AFTER_PREFIX if excluded is not None and page.is_truncated else None
-                rows, invalid = self._rows(signer, accepted, signed_at, validity.expires_in, expires_at)
-                skipped_invalid += invalid
-                for start in range(0, len(rows), ROWS_PER_CHUNK):
-                    chunk = rows[start:start + ROWS_PER_CHUNK]
-                    buffer.add(format_rows(chunk, options.format), len(chunk), chunk[-1].key)
-                    if buffer.full:  # a part ends at a row: its last key is an exact resume position
-                        self._upload_part(checkpoint, buffer, prefix_index)
-                        checkpoint.listed = listed
-                        self.save(checkpoint)
-                        if self.runtime.hooks.after_part:
-                            self.runtime.hooks.after_part(len(checkpoint.parts))
-                hop_rows += len(rows)
-                if jump_to is not None:
-                    cursor = jump_to
-                if cursor is not None and buffer.rows == 0 and self._time_low():
-                    # nothing pending: every key listed so far is accounted for (written or filtered out)
-                    checkpoint.prefix_index, checkpoint.last_key = prefix_index, cursor
-                now = self.clock()
-                if now - last_progress >= PROGRESS_INTERVAL_SECONDS:
-                    last_progress = now
-                    self._progress(listed, checkpoint.rows + buffer.rows, hop_rows, now - hop_started)
-                if self._time_low() and (checkpoint.prefix_index, checkpoint.last_key) != start_position:
-                    checkpoint.listed = listed
-                    return self._hand_off(checkpoint)
-                if jump_to is not None:
-                    token, start_after = None, jump_to
-                    continue
-                if not page.is_truncated or not page.next_continuation_token:
-                    break
-                token = page.next_continuation_token
-            checkpoint.prefix_index, checkpoint.last_key = prefix_index + 1, None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-list") as prefetcher, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-upload") as uploader:
+            for prefix_index in range(checkpoint.prefix_index, len(options.prefixes)):
+                start_after = checkpoint.last_key if prefix_index == checkpoint.prefix_index else None
+                pages = self._pages(prefetcher, options.prefixes[prefix_index], start_after, key_filter)
+                for page, jump_to in pages:
+                    listed += len(page.objects)
+                    accepted = [obj for obj in page.objects
+                                if key_filter.accepts(obj.key, obj.size, obj.last_modified)]
+                    lines, keys, invalid = self._lines(signer, accepted, signed_at, validity.expires_in,
+                                                       expires_at, options.format)
+                    skipped_invalid += invalid
+                    for start in range(0, len(lines), ROWS_PER_CHUNK):
+                        chunk = lines[start:start + ROWS_PER_CHUNK]
+                        buffer.add("".join(chunk).encode("utf-8"), len(chunk), keys[start + len(chunk) - 1])
+                        if buffer.full:  # a part ends at a row: its last key is an exact resume position
+                            self._upload_part(uploader, checkpoint, buffer, prefix_index, listed)
+                    hop_rows += len(lines)
+                    now = self.clock()
+                    if now - last_progress >= PROGRESS_INTERVAL_SECONDS:
+                        last_progress = now
+                        self._progress(listed, checkpoint.rows + buffer.rows, hop_rows, now - hop_started)
+                    if self._time_low():
+                        self._drain()  # the checkpoint is only read or changed with no upload in flight
+                        cursor = jump_to or (page.objects[-1].key if page.objects else None)
+                        if cursor is not None and buffer.rows == 0:
+                            # nothing pending: every key listed so far is accounted for (written or filtered)
+                            checkpoint.prefix_index, checkpoint.last_key = prefix_index, cursor
+                        if (checkpoint.prefix_index, checkpoint.last_key) != start_position:
+                            checkpoint.listed = listed
+                            pages.close()
+                            return self._hand_off(checkpoint)
+                self._drain()
+                checkpoint.prefix_index, checkpoint.last_key = prefix_index + 1, None
+            self._drain()
 
         checkpoint.listed = listed
         self._progress(listed, checkpoint.rows + buffer.rows, hop_rows, self.clock() - hop_started)
@@ -384,10 +371,36 @@ class ExportJob:
             self.logger.warning("export.unsignable_keys", count=skipped_invalid)
         return self._complete(checkpoint, buffer, signer, options)
 
-    def _rows(self, signer: Any, objects: list[Any], signed_at: datetime, expires: int,
-              expires_at: str) -> tuple[list[Row], int]:
+    def _pages(self, prefetcher: ThreadPoolExecutor, prefix: str, start_after: str | None,
+               key_filter: KeyFilter) -> Iterator[tuple[ListPage, str | None]]:
+        """Pages of one prefix, the next one fetched in the background while this one is signed.
+
+        Yields (page, jump): ``jump`` is set when the page ends inside the functions' own output (possibly
+        millions of link records); the listing then continues after that prefix instead of paging through it.
+        """
+        def fetch(token: str | None, after: str | None) -> ListPage:
+            return self.client.list_objects_v2(prefix, continuation_token=token,
+                                               start_after=None if token else after, max_keys=PAGE_SIZE)
+
+        future: Future[ListPage] | None = prefetcher.submit(fetch, None, start_after)
+        while future is not None:
+            page = future.result()
+            last = page.objects[-1].key if page.objects else None
+            excluded = key_filter.excluded_prefix(last) if last is not None else None
+            jump = excluded + AFTER_PREFIX if excluded is not None and page.is_truncated else None
+            if jump is not None:
+                future = prefetcher.submit(fetch, None, jump)
+            elif page.is_truncated and page.next_continuation_token:
+                future = prefetcher.submit(fetch, page.next_continuation_token, None)
+            else:
+                future = None
+            yield page, jump
+
+    def _lines(self, signer: Any, objects: list[Any], signed_at: datetime, expires: int, expires_at: str,
+               fmt: str) -> tuple[list[str], list[str], int]:
+        """(formatted lines, their keys, count of keys the signer refused) for one page."""
         if not objects:
-            return [], 0
+            return [], [], 0
         try:
             urls = [p.url for p in signer.presign_many([o.key for o in objects], expires=expires, now=signed_at)]
             keep = objects
@@ -399,14 +412,18 @@ class ExportJob:
                     keep.append(obj)
                 except InvalidKey:
                     continue
-        rows = [Row(o.key, url, o.size, o.etag, format_utc(o.last_modified), expires_at)
+        rows = [(o.key, url, o.size, o.etag, format_time(o.last_modified), expires_at)
                 for o, url in zip(keep, urls, strict=True)]
-        return rows, len(objects) - len(keep)
+        return format_lines(rows, fmt), [o.key for o in keep], len(objects) - len(keep)
 
     def _time_low(self) -> bool:
         return self.deadline - self.clock() < self.settings.export.min_remaining
 
-    def _upload_part(self, checkpoint: Checkpoint, buffer: PartBuffer, prefix_index: int) -> None:
+    def _upload_part(self, uploader: ThreadPoolExecutor, checkpoint: Checkpoint, buffer: PartBuffer,
+                     prefix_index: int, listed: int) -> None:
+        """Upload the buffer as the next part in the background (one part in flight: listing and signing go
+        on meanwhile); the checkpoint is updated and saved once the part is stored."""
+        self._drain()
         options = checkpoint.export_options
         if checkpoint.upload_id is None:
             checkpoint.upload_id = self.client.initiate_multipart_upload(checkpoint.output_key,
@@ -414,10 +431,25 @@ class ExportJob:
             self.save(checkpoint)  # an upload id in the checkpoint can always be aborted later
         data, rows, last_key = buffer.take()
         number = len(checkpoint.parts) + 1
-        etag = self.client.upload_part(checkpoint.output_key, checkpoint.upload_id, number, data)
-        checkpoint.parts.append([number, etag, len(data)])
-        checkpoint.rows += rows
-        checkpoint.prefix_index, checkpoint.last_key = prefix_index, last_key
+        upload_id = checkpoint.upload_id
+
+        def store() -> None:
+            etag = self.client.upload_part(checkpoint.output_key, upload_id, number, data)
+            checkpoint.parts.append([number, etag, len(data)])
+            checkpoint.rows += rows
+            checkpoint.prefix_index, checkpoint.last_key = prefix_index, last_key
+            checkpoint.listed = listed
+            self.save(checkpoint)
+            if self.runtime.hooks.after_part:
+                self.runtime.hooks.after_part(number)
+
+        self._pending = uploader.submit(store)
+
+    def _drain(self) -> None:
+        """Wait for the part in flight, if any; its failure is raised here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def _progress(self, listed: int, rows: int, hop_rows: int, elapsed: float) -> None:
         rate = round(hop_rows / elapsed, 1) if elapsed > 0 else 0.0

@@ -2,82 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from local.cloud import CloudConfig, LocalCloud
-from local.sts import Role, Session
-
-ACCOUNT = "1234567890123456"
-ROOT_AK = "LTAI5tLocalRootKey0001"
-ROOT_SECRET = "local-root-secret-0001"  # test-only key of the emulator
-BUCKET = "demo"
-CNAME_HOST = "files.example.test"
-REGION = "cn-hangzhou"
-
-OBJECT_READ_WRITE_ROLE = Role(
-    arn=f"acs:ram::{ACCOUNT}:role/emulator-test",
-    policies=[{
-        "Version": "1",
-        "Statement": [
-            {"Effect": "Allow", "Action": ["oss:*"], "Resource": [f"acs:oss:*:*:{BUCKET}", f"acs:oss:*:*:{BUCKET}/*"]},
-            {"Effect": "Deny", "Action": ["oss:*"], "Resource": [f"acs:oss:*:*:{BUCKET}/forbidden/*"]},
-        ],
-    }],
-    trust=[f"acs:ram::{ACCOUNT}:root"],
-    max_session_duration=43200,
-)
-
-
-class Clock:
-    """Real time plus an adjustable offset (seconds): the emulator's notion of now."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-
-@dataclass
-class Env:
-    cloud: LocalCloud
-    clock: Clock
-    data_dir: Path
-
-    @property
-    def endpoint(self) -> str:
-        return "http://" + self.cloud.oss_endpoint
-
-    @property
-    def port(self) -> int:
-        return int(self.cloud.oss_endpoint.rsplit(":", 1)[1])
-
-    def session(self, policy: dict[str, Any] | None = None, duration: int = 3600, name: str = "tester") -> Session:
-        """Issue STS credentials for the test role straight from the shared token store."""
-        return self.cloud.token_store.issue(OBJECT_READ_WRITE_ROLE, name, duration, policy)
-
-
-def make_config(data_dir: Path, clock: Clock, **overrides: Any) -> CloudConfig:
-    settings: dict[str, Any] = {
-        "data_dir": data_dir,
-        "root_keys": {ROOT_AK: ROOT_SECRET},
-        "buckets": [BUCKET, "other"],
-        "roles": [OBJECT_READ_WRITE_ROLE],
-        "cnames": {CNAME_HOST: BUCKET},
-        "cors": {BUCKET: [{"AllowedOrigin": ["https://app.example.test"], "AllowedMethod": ["GET", "PUT"],
-                           "AllowedHeader": ["*"], "ExposeHeader": ["ETag", "x-oss-request-id"],
-                           "MaxAgeSeconds": 600}]},
-        "public_read": ["public"],
-        "clock": clock,
-    }
-    settings.update(overrides)
-    return CloudConfig(**settings)
+from local.cloud import LocalCloud
+from tests.local.support import Clock, Env, make_config
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import BUCKET, ROOT_AK, ROOT_SECRET, Clock, Env, make_config
 
 from local.cloud import LocalCloud
+from tests.local.support import BUCKET, ROOT_AK, ROOT_SECRET, Clock, Env, make_config
 
 NODE_DIR = Path(__file__).parent / "node"
 SUITE = NODE_DIR / "ali_oss_suite.js"

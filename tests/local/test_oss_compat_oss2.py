@@ -8,7 +8,8 @@ import urllib.request
 
 import oss2
 import pytest
-from conftest import BUCKET, REGION, ROOT_AK, ROOT_SECRET, Env
+
+from tests.local.support import BUCKET, REGION, ROOT_AK, ROOT_SECRET, Env
 
 AUTH_MODES = ["root-v1", "root-v4", "sts-v1", "sts-v4"]
 

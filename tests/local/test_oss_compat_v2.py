@@ -9,7 +9,8 @@ import urllib.request
 
 import alibabacloud_oss_v2 as oss
 import pytest
-from conftest import BUCKET, REGION, ROOT_AK, ROOT_SECRET, Env
+
+from tests.local.support import BUCKET, REGION, ROOT_AK, ROOT_SECRET, Env
 
 MODES = ["root-v4", "root-v1", "sts-v4", "sts-v1"]
 

@@ -7,7 +7,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import oss2
-from conftest import ACCOUNT, BUCKET, REGION, ROOT_AK, ROOT_SECRET, Env
+
+from tests.local.support import ACCOUNT, BUCKET, REGION, ROOT_AK, ROOT_SECRET, Env
 
 
 def root_bucket(env: Env, bucket: str = BUCKET) -> oss2.Bucket:

@@ -8,8 +8,9 @@ import xml.etree.ElementTree as ET
 
 import oss2
 import pytest
-from conftest import BUCKET, REGION, ROOT_AK, ROOT_SECRET, Env
-from helpers import send
+
+from tests.local.helpers import send
+from tests.local.support import BUCKET, REGION, ROOT_AK, ROOT_SECRET, Env
 
 POLICY_DENIED = "Access denied by authorizer's policy."
 

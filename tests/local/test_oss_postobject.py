@@ -17,8 +17,9 @@ from datetime import datetime, timezone
 
 import oss2
 import pytest
-from conftest import BUCKET, REGION, ROOT_AK, ROOT_SECRET, Env
-from helpers import Answer, send
+
+from tests.local.helpers import Answer, send
+from tests.local.support import BUCKET, REGION, ROOT_AK, ROOT_SECRET, Env
 
 
 def encode_policy(conditions: list, expires_in: float = 600) -> str:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import oss2
 import pytest
-from conftest import BUCKET, REGION, ROOT_AK, ROOT_SECRET, Clock, Env, make_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from local.cloud import LocalCloud
 from local.oss.listing import list_page
 from local.oss.storage import Storage
+from tests.local.support import BUCKET, REGION, ROOT_AK, ROOT_SECRET, Clock, Env, make_config
 
 
 def root_bucket(endpoint: str, bucket: str = BUCKET) -> oss2.Bucket:

@@ -10,8 +10,9 @@ from email.utils import formatdate
 
 import oss2
 import pytest
-from conftest import BUCKET, CNAME_HOST, REGION, ROOT_AK, ROOT_SECRET, Env
-from helpers import send
+
+from tests.local.helpers import send
+from tests.local.support import BUCKET, CNAME_HOST, REGION, ROOT_AK, ROOT_SECRET, Env
 
 ORIGIN = "https://app.example.test"
 

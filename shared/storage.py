@@ -34,6 +34,7 @@ import urllib3
 from shared import config as config_module
 from shared.errors import AppError, Forbidden, NotFound, UpstreamError
 from shared.signing import Credentials, Endpoint, Signer
+from shared.url_options import signing_endpoint  # re-exported
 
 if TYPE_CHECKING:
     from shared.validity import Version
@@ -121,21 +122,6 @@ def to_app_error(error: OssError) -> AppError:
         return Forbidden("access to the object was denied")
     suffix = f" (OSS request id {error.request_id})" if error.request_id else ""
     return UpstreamError(f"the object store failed: {error.code}{suffix}")
-
-
-# --- endpoints --------------------------------------------------------------------------------------
-
-
-def signing_endpoint(endpoint: config_module.Endpoint | Endpoint, *, path_style: bool = False,
-                     cname: bool = False, scheme: str | None = None) -> Endpoint:
-    """A configured endpoint (host, optional scheme) as the signer's ``Endpoint`` (host, scheme, style)."""
-    if isinstance(endpoint, Endpoint):
-        if scheme and scheme != endpoint.scheme:
-            return Endpoint(endpoint.host, scheme, endpoint.style)  # type: ignore[arg-type]
-        return endpoint
-    chosen = scheme or endpoint.scheme or "https"
-    style = "cname" if cname else ("path" if path_style else "virtual")
-    return Endpoint(endpoint.host, chosen, style)  # type: ignore[arg-type]
 
 
 # --- the connection pool: one per container -------------------------------------------------------------

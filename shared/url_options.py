@@ -17,12 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from shared import config as config_module
 from shared.config import Settings
 from shared.disposition import content_disposition
 from shared.errors import Forbidden, InvalidParameter
 from shared.keys import SigningError
 from shared.signing import Endpoint, PresignOptions
-from shared.storage import signing_endpoint
 from shared.validity import ValidityPolicy
 
 if TYPE_CHECKING:
@@ -134,6 +134,18 @@ def url_endpoint(settings: Settings, *, domain: str = "default", scheme: str | N
     endpoint = oss.public_endpoint
     return signing_endpoint(endpoint, path_style=oss.uses_path_style(endpoint),
                             scheme=scheme or _default_scheme(settings, endpoint))
+
+
+def signing_endpoint(endpoint: config_module.Endpoint | Endpoint, *, path_style: bool = False,
+                     cname: bool = False, scheme: str | None = None) -> Endpoint:
+    """A configured endpoint (host, optional scheme) as the signer's ``Endpoint`` (host, scheme, style)."""
+    if isinstance(endpoint, Endpoint):
+        if scheme and scheme != endpoint.scheme:
+            return Endpoint(endpoint.host, scheme, endpoint.style)  # type: ignore[arg-type]
+        return endpoint
+    chosen = scheme or endpoint.scheme or "https"
+    style = "cname" if cname else ("path" if path_style else "virtual")
+    return Endpoint(endpoint.host, chosen, style)  # type: ignore[arg-type]
 
 
 def download_options(query: Mapping[str, str], where: str = "") -> tuple[str | None, str | None, str | None]:

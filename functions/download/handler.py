@@ -31,7 +31,6 @@ from shared.credentials import signing_credentials
 from shared.errors import AppError, InvalidParameter, NotFound
 from shared.keys import KeyOutsideScope, validate_key
 from shared.signing import PresignOptions, Signer
-from shared.storage import ObjectTooLarge, OssClient, OssError, to_app_error
 from shared.url_options import download_options, url_endpoint
 from shared.validity import ValidityPolicy
 
@@ -110,6 +109,8 @@ def _redirect(request: http.Request, settings: Settings, context: Any, key: str,
 
 def _stream(request: http.Request, settings: Settings, context: Any, key: str,
             content_disposition: str | None) -> http.Response:
+    from shared.storage import ObjectTooLarge, OssClient, OssError, to_app_error  # stream mode only
+
     credentials = signing_credentials(context, settings)
     client = OssClient.from_settings(settings, lambda: credentials, max_retries=2)
     limit = settings.download.stream_max_bytes

@@ -16,9 +16,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared import http, links
 from shared import logging as log
@@ -36,9 +35,11 @@ from shared.keys import (
     validate_scope_prefix,
 )
 from shared.signing import Credentials, PresignedUrl, Signer
-from shared.storage import OssClient, OssError, to_app_error
 from shared.url_options import UrlSpec, parse_spec, validity_policy
 from shared.validity import effective_validity, format_utc
+
+if TYPE_CHECKING:
+    from shared.storage import OssClient
 
 FUNCTION = "sign"
 HEAD_WORKERS = 8
@@ -256,10 +257,14 @@ class _Job:
     # -- existence checks ------------------------------------------------------------------------------
 
     def _client(self) -> OssClient:
+        from shared.storage import OssClient  # only with SIGN_CHECK_EXISTS: urllib3 stays out of the cold start
+
         credentials = self.credentials()
         return OssClient.from_settings(self.settings, lambda: credentials, max_retries=1)
 
     def _head(self, key: str, spec: UrlSpec, client: OssClient | None = None) -> None:
+        from shared.storage import OssError, to_app_error
+
         try:
             (client or self._client()).head_object(key, version_id=spec.options.version_id)
         except OssError as error:
@@ -280,6 +285,8 @@ class _Job:
             except AppError as error:
                 return index, key, error
             return index, key, None
+
+        from concurrent.futures import ThreadPoolExecutor
 
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=min(HEAD_WORKERS, len(checks))) as pool:

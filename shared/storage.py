@@ -230,6 +230,9 @@ class OssClient:
             body = response.read(max_bytes + 1) if max_bytes is not None else response.read()
             if max_bytes is not None and len(body) > max_bytes:
                 raise ObjectTooLarge(len(body), max_bytes)
+        except ObjectTooLarge:
+            response.close()  # the rest of the body is unread: this connection must not be reused
+            raise
         finally:
             response.release_conn()
         return ObjectResponse(response.status, _lower_headers(response.headers), body)
@@ -237,9 +240,13 @@ class OssClient:
     def iter_object(self, key: str, *, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
         """The object's body in chunks (memory stays bounded for big objects)."""
         response = self._request("GET", key, stream=True)
+        finished = False
         try:
             yield from response.stream(chunk_size)
+            finished = True
         finally:
+            if not finished:  # the caller stopped early: the unread rest must not reach another request
+                response.close()
             response.release_conn()
 
     def put_object(self, key: str, body: bytes, *, content_type: str | None = None,

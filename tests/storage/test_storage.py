@@ -90,6 +90,11 @@ def test_max_bytes_refuses_large_objects_before_reading(cloud: LocalCloud) -> No
     assert error.value.size == 5000
     assert ours.get_object("big/blob", max_bytes=5000).body == b"x" * 5000
     assert b"".join(ours.iter_object("big/blob", chunk_size=1024)) == b"x" * 5000
+    chunks = ours.iter_object("big/blob", chunk_size=1024)
+    assert next(chunks) == b"x" * 1024
+    chunks.close()  # stopped early
+    ours.put_object("big/after", b"next request on the pool")
+    assert ours.get_object("big/after").body == b"next request on the pool"
 
 
 def test_errors_are_parsed_from_xml_and_from_the_head_header(cloud: LocalCloud) -> None:

@@ -186,3 +186,28 @@ def test_validity_is_reported_against_the_function_credentials(stack: Stack) -> 
     expires_at = time.mktime(time.strptime(data["expires_at"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
     assert abs(expires_at - (time.time() + data["expires_in"])) < 10
     assert fetch(data["url"])[0] == 200
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_custom_domain_urls(make_stack: Any) -> None:
+    """domain=custom: the bucket's CNAME host in the URL, the bucket still signed (no host swap needed)."""
+    oss_port = _free_port()
+    custom = make_stack(oss_port=oss_port, instances=1,
+                        env={"sign": {"OSS_CUSTOM_DOMAIN": f"http://localhost:{oss_port}"}})
+    key = "exampledir/a b+c.txt"  # a demo object
+    status, _, data = call(custom, "GET", "/sign", query={"key": key, "domain": "custom", "version": "v4"})
+    assert status == 200, data
+    assert data["url"].startswith(f"http://localhost:{oss_port}/exampledir/a%20b%2Bc.txt?")
+    code, _, body = fetch(data["url"])
+    assert (code, body) == (200, b"A key with a space and a plus sign.\n")
+    _, _, v1 = call(custom, "GET", "/sign", query={"key": key, "domain": "custom", "version": "v1"})
+    assert fetch(v1["url"])[0] == 200
+    status, _, refused = call(custom, "GET", "/sign", query={"key": key, "domain": "accelerate", "scheme": "ftp"})
+    assert (status, refused["code"]) == (400, "InvalidParameter")

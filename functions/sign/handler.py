@@ -105,7 +105,7 @@ class _Job:
     def single(self, key: Any, values: dict[str, Any]) -> Result:
         key = self._checked_key(key, "")  # scope first: nothing is parsed or signed for a foreign key
         spec = parse_spec(values, self.settings, source_ip=self.source_ip)
-        if self.settings.sign.check_exists and spec.method != "PUT" and not spec.proxy:
+        if self.settings.sign.check_exists and spec.method != "PUT":
             self._head(key, spec)
         return self._sign_group([key], spec)[0]
 
@@ -273,7 +273,7 @@ class _Job:
     def _head_many(self, groups: dict[str, tuple[UrlSpec, list[int], list[str]]],
                    results: list[Result | None]) -> None:
         checks = [(index, key, spec) for spec, indexes, keys in groups.values() if spec.method != "PUT"
-                  and not spec.proxy for index, key in zip(indexes, keys, strict=True)]
+                  for index, key in zip(indexes, keys, strict=True)]
         if not checks:
             return
         client = self._client()

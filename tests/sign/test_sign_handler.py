@@ -227,7 +227,8 @@ def test_check_exists_turns_typos_into_404(monkeypatch: pytest.MonkeyPatch, clou
     codes = [r["error"]["code"] if "error" in r else None for r in data["results"]]
     assert codes == [None, "NotFound", None, "KeyOutsideScope"] * 10
     proxied = sign(query={"key": "exampledir/nope.txt", "proxy": "true"})
-    assert proxied["statusCode"] == 200  # a proxy link is checked when it is used
+    assert proxied["statusCode"] == 404  # no dead proxy links either
+    assert sign(query={"key": "exampledir/here.txt", "proxy": "true"})["statusCode"] == 200
 
 
 def test_check_exists_reports_an_unreachable_store_as_502(monkeypatch: pytest.MonkeyPatch) -> None:

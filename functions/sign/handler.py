@@ -8,7 +8,10 @@ Options: shared/url_options.py. The caller is authenticated (shared/auth.py) and
 against its scope before any credentials are fetched or anything is signed. A batch answers 200 with one
 result per key, in order; a key that fails carries ``{"key", "error": {"code", "message", "status"}}``.
 Every URL's validity is clamped (shared/validity.py) to what the signing credentials have left, and
-reported: ``expires_at``, ``expires_in``, ``clamped``, ``clamp_reason``.
+reported: ``expires_at``, ``expires_in``, ``clamped``, ``clamp_reason``. With SIGN_CHECK_EXISTS each key is
+HEADed first (a batch: a small thread pool), so a typo is a 404 rather than a dead link. A proxy link
+(``proxy=true``) is valid for the requested time within URL_MAX_EXPIRES: the download function signs a
+fresh short URL each time it is used, so it does not depend on today's credentials.
 """
 
 from __future__ import annotations

@@ -138,8 +138,14 @@ class OssApi:
         bucket = self.storage.bucket(call.bucket)
         if bucket is None:
             raise OssError(404, "NoSuchBucket", BucketName=call.bucket)
-        reply = self._bucket_op(call, principal, bucket) if not call.key else self._object_op(call, principal, bucket)
-        reply.headers.update(cors.actual_headers(bucket["cors"], call.header("origin"), call.method))
+        cors_headers = cors.actual_headers(bucket["cors"], call.header("origin"), call.method)
+        try:
+            operation = self._object_op if call.key else self._bucket_op
+            reply = operation(call, principal, bucket)
+        except OssError as error:
+            error.headers.update(cors_headers)  # so a browser can read the error too
+            raise
+        reply.headers.update(cors_headers)
         return reply
 
     # -- authorization -----------------------------------------------------------------------

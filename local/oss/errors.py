@@ -55,6 +55,7 @@ class OssError(Exception):
         self.code = code
         self.message = message if message is not None else MESSAGES.get(code, code)
         self.extra = extra
+        self.headers: dict[str, str] = {}  # extra response headers (e.g. CORS on an error answer)
 
     def to_xml(self, request_id: str, host_id: str) -> bytes:
         parts = [

@@ -202,7 +202,7 @@ class OssRequestHandler(BaseHTTPRequestHandler):
 
     def _error_reply(self, error: OssError, request_id: str, host: str) -> Reply:
         xml = error.to_xml(request_id, host)
-        headers = {"Content-Type": "application/xml"}
+        headers = {**error.headers, "Content-Type": "application/xml"}
         if self.command == "HEAD":
             headers["x-oss-err"] = base64.b64encode(xml).decode()
         return Reply(error.status, headers, xml)

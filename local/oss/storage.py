@@ -133,6 +133,9 @@ class Storage:
         self.tmp_root = self.root / "tmp"
         self.blob_root.mkdir(parents=True, exist_ok=True)
         self.tmp_root.mkdir(parents=True, exist_ok=True)
+        for leftover in self.tmp_root.iterdir():  # half-written bodies from a crash: never indexed
+            with contextlib.suppress(OSError):
+                leftover.unlink()
         self.db_path = self.root / "index.sqlite3"
         self._local = threading.local()
         self._write_lock = threading.Lock()

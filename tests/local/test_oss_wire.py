@@ -182,7 +182,9 @@ def test_cors_preflight_and_actual_request(wire: Env) -> None:
     assert "x-oss-request-id" in actual.headers["Access-Control-Expose-Headers"]
     # CORS headers also on errors, so a browser can read them
     denied = send("GET", base, headers={"Origin": ORIGIN})
-    assert denied.status == 403
+    assert (denied.status, denied.headers["Access-Control-Allow-Origin"]) == (403, ORIGIN)
+    stranger = send("GET", base, headers={"Origin": "https://evil.example"})
+    assert stranger.status == 403 and "Access-Control-Allow-Origin" not in stranger.headers
 
 
 def test_virtual_host_and_cname_addressing(wire: Env) -> None:

@@ -173,12 +173,29 @@ def seed_demo_objects(stack: Stack) -> None:
 
 
 def caller_headers(stack: Stack) -> dict[str, str]:
-    if stack.auth == "apikey":
-        return {"X-Api-Key": stack.secrets.api_key}
-    if stack.auth == "jwt":
-        token = demo_jwt(stack.secrets.jwt_secret, issuer=JWT_ISSUER, audience=stack.template.parameters["JwtAudience"])
-        return {"Authorization": f"Bearer {token}"}
+    return demo_caller_headers(stack.auth, stack.secrets, stack.template.parameters["JwtAudience"])
+
+
+def demo_caller_headers(auth: str, demo: Secrets, audience: str) -> dict[str, str]:
+    """What the demo caller sends: its API key, or a fresh JWT from the demo identity provider."""
+    if auth == "apikey":
+        return {"X-Api-Key": demo.api_key}
+    if auth == "jwt":
+        return {"Authorization": f"Bearer {demo_jwt(demo.jwt_secret, issuer=JWT_ISSUER, audience=audience)}"}
     return {}
+
+
+def with_demo_caller(event: bytes, headers: dict[str, str]) -> bytes:
+    """Sample HTTP events carry a placeholder caller; swap in this deployment's demo credentials."""
+    try:
+        data = json.loads(event)
+    except ValueError:
+        return event
+    if not isinstance(data, dict) or not isinstance(data.get("headers"), dict) or "rawPath" not in data:
+        return event
+    kept = {k: v for k, v in data["headers"].items() if k.lower() not in {"x-api-key", "authorization"}}
+    data["headers"] = {**kept, **{k.lower(): v for k, v in headers.items()}}
+    return json.dumps(data, ensure_ascii=False).encode()
 
 
 def banner(stack: Stack) -> str:
@@ -245,7 +262,10 @@ def invoke(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     event_path = args.event or Path("events") / f"{args.function}.json"
     event = event_path.read_bytes()
-    spec = template_module.load().function_by_short_name(args.function)
+    template = template_module.load()
+    spec = template.function_by_short_name(args.function)
+    event = with_demo_caller(event, demo_caller_headers(args.auth, Secrets.load(args.data),
+                                                        template.parameters["JwtAudience"]))
     if _gateway_alive(args.gateway):
         request = urllib.request.Request(  # noqa: S310 - a loopback URL given by the user
             f"{args.gateway}/2023-03-30/functions/{spec.name}/invocations", data=event, method="POST",

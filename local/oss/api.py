@@ -20,7 +20,7 @@ from urllib.parse import quote, unquote
 
 from local import iam
 from local.oss import cors, listing, postobject
-from local.oss.auth import ANONYMOUS, IncomingRequest, Principal, Verifier
+from local.oss.auth import ANONYMOUS, OSS2_SUBRESOURCES, IncomingRequest, Principal, Verifier
 from local.oss.errors import OssError, access_denied, invalid_argument
 from local.oss.events import EventDispatcher, ObjectEvent
 from local.oss.storage import ObjectRecord, Storage, UploadRecord, WrittenBlob
@@ -654,19 +654,21 @@ class OssApi:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-_SIGNATURE_PARAMS = frozenset({
-    "OSSAccessKeyId", "Expires", "Signature", "security-token", "x-oss-signature-version", "x-oss-credential",
-    "x-oss-date", "x-oss-expires", "x-oss-signature", "x-oss-additional-headers", "x-oss-security-token",
-    "x-oss-ac-source-ip", "x-oss-ac-subnet-mask", "x-oss-traffic-limit", "encoding-type", "x-oss-process",
+# Query names that select another OSS operation (signed sub-resources minus plain parameters).
+# Unknown names (cache busters, tracking parameters) are ignored, as OSS does.
+_NOT_OPERATIONS = frozenset({
+    "security-token", "x-oss-traffic-limit", "x-oss-process", "x-oss-ac-source-ip", "x-oss-ac-subnet-mask",
+    "x-oss-ac-vpc-id", "x-oss-ac-forward-allow", "continuation-token", "x-oss-request-payer", "versionId",
 })
-_LIST_PARAMS = frozenset({"prefix", "delimiter", "marker", "max-keys", "list-type", "continuation-token",
-                          "start-after", "fetch-owner"})
+_OPERATIONS = frozenset(
+    name for name in OSS2_SUBRESOURCES
+    if name not in _NOT_OPERATIONS and not name.startswith("response-")
+)
 
 
 def _subresources(call: Call) -> set[str]:
-    """Query names that select another operation (not auth, listing or response-* parameters)."""
-    return {name for name in call.params
-            if name not in _SIGNATURE_PARAMS and name not in _LIST_PARAMS and not name.startswith("response-")}
+    """Query names present that select an operation (acl, uploads, cors, tagging, ...)."""
+    return {name for name in call.params if name in _OPERATIONS}
 
 
 def _validate_key(key: str) -> None:

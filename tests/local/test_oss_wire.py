@@ -230,3 +230,12 @@ def test_concurrent_writers_and_readers(wire: Env) -> None:
     assert errors == []
     listed = [o.key for o in oss2.ObjectIterator(bucket, prefix="wire/concurrent/")]
     assert len(listed) == 8 * 15 + 1
+
+
+def test_unknown_query_parameters_are_ignored_but_unsupported_operations_say_so(wire: Env) -> None:
+    bucket = root_bucket(wire)
+    busted = bucket.sign_url("GET", "wire/hello.txt", 60, params={"_": "1700000000", "utm_source": "mail"})
+    assert send("GET", busted).body == b"0123456789" * 10
+    acl = send("GET", bucket.sign_url("GET", "wire/hello.txt", 60, params={"acl": ""}))
+    assert (acl.status, acl.code) == (501, "NotImplemented")
+    assert send("GET", bucket_url(wire, {"acl": ""})).status == 200  # bucket ACL is modelled

@@ -286,21 +286,39 @@ def header(fmt: str) -> bytes:
     return format_rows((), "csv", with_header=True)
 
 
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+_json_line = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _csv_field(text: str) -> str:
+    """RFC 4180 minimal quoting, as csv.writer's QUOTE_MINIMAL does it (tests check the two agree)."""
+    if _NEEDS_QUOTES.search(text):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def format_lines(rows: Iterable[tuple[str, str, int, str, str, str]], fmt: str) -> list[str]:
+    """One text line per (key, url, size, etag, last_modified, expires_at) row: the export's hot path, so
+    CSV lines are built directly rather than through csv.writer (about twice as fast)."""
+    if fmt == "csv":
+        # URLs need no quoting: signed URLs percent-encode everything but unreserved characters, '/', '%',
+        # '&', '=' and ':' (shared/keys.py), so they never hold a comma, a quote or a line break.
+        return [f"{_csv_field(key)},{url},{size},{_csv_field(etag)},{modified},{expires}\r\n"
+                for key, url, size, etag, modified, expires in rows]
+    return [_json_line({"key": key, "url": url, "size": size, "etag": etag, "last_modified": modified,
+                        "expires_at": expires}) + "\n"
+            for key, url, size, etag, modified, expires in rows]
+
+
 def format_rows(rows: Iterable[Row], fmt: str, *, with_header: bool = False) -> bytes:
     """CSV (RFC 4180: minimal quoting, embedded quotes doubled, CRLF) or one JSON object per line."""
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        if with_header:
-            writer.writerow(COLUMNS)
-        writer.writerows(row.as_tuple() for row in rows)
-        return out.getvalue().encode("utf-8")
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    return "".join(
-        dumps({"key": r.key, "url": r.url, "size": r.size, "etag": r.etag, "last_modified": r.last_modified,
-               "expires_at": r.expires_at}) + "\n"
-        for r in rows
-    ).encode("utf-8")
+    head = ",".join(COLUMNS) + "\r\n" if with_header and fmt == "csv" else ""
+    return (head + "".join(format_lines((row.as_tuple() for row in rows), fmt))).encode("utf-8")
+
+
+def format_time(moment: datetime) -> str:
+    """`2026-11-29T09:36:46Z` (faster than strftime; the export formats one per row)."""
+    return moment.astimezone(timezone.utc).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def read_rows(data: bytes, fmt: str) -> list[dict[str, Any]]:

@@ -19,7 +19,9 @@ from shared.export import (
     Row,
     checkpoint_key,
     export_id,
+    format_lines,
     format_rows,
+    format_time,
     normalise_prefixes,
     output_key,
     parse_options,
@@ -130,6 +132,19 @@ def test_csv_quoting_round_trips_through_an_independent_reader() -> None:
     assert [r["key"] for r in read_rows(data, "csv")] == TRICKY_KEYS
 
 
+@pytest.mark.parametrize("text", [*TRICKY_KEYS, '"', '""', ",", "\r\n", "a\rb", "tab\there", "'single'", "x" * 2000])
+def test_fast_csv_lines_agree_with_the_csv_module(text: str) -> None:
+    row = (text, "http://h/b/k%2C?x-oss-signature=ab%2C", 3, text, "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z")
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerow(row)
+    assert format_lines([row], "csv") == [out.getvalue()]
+
+
+def test_format_time() -> None:
+    moment = datetime(2026, 11, 29, 9, 36, 46, 987000, tzinfo=timezone(timedelta(hours=8)))
+    assert format_time(moment) == "2026-11-29T01:36:46Z"
+
+
 def test_json_lines_one_object_per_line() -> None:
     data = format_rows(rows_for(TRICKY_KEYS), "jsonl")
     lines = data.decode("utf-8").split("\n")
@@ -191,3 +206,16 @@ def test_lease_rules() -> None:
     assert not handed.lease_held_by_other("hop-3", now)  # the continuation we handed off to
     assert handed.lease_held_by_other(None, now)
     assert handed.lease_held_by_other("hop-2", now)
+
+
+@pytest.mark.parametrize("version", ["v4", "v1"])
+def test_signed_urls_never_need_csv_quoting(version: str) -> None:
+    from shared.signing import Credentials, Endpoint, Signer
+
+    creds = Credentials("STS.id", "secret-secret", 'token+/=,"x', datetime(2030, 1, 1, tzinfo=timezone.utc))
+    keys = [k for k in TRICKY_KEYS if "\n" not in k and "\r" not in k] + ['a,b"c\'d;e f+g%h#i?j&k=l', "./..", "报,告"]
+    for endpoint in (Endpoint("127.0.0.1:9000", "http", "path"), Endpoint("oss-cn-hangzhou.aliyuncs.com"),
+                     Endpoint.custom_domain("files.example.com")):
+        signer = Signer(creds, endpoint, "demo-bucket", region="cn-hangzhou", version=version)  # type: ignore[arg-type]
+        for presigned in signer.presign_many(keys, expires=600, now=T0):
+            assert not any(ch in presigned.url for ch in ',"\r\n'), presigned.url

@@ -111,6 +111,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     file: tuple[BinaryIO, int, int] | None = None  # open blob, offset, length: streamed by the server
+    rate_limit: int | None = None  # bytes per second for the streamed body (x-oss-traffic-limit)
 
 
 @dataclass
@@ -444,15 +445,15 @@ class OssApi:
         raise OssError(503, "ServiceUnavailable", "The object is being overwritten, retry.")
 
     def _get_object(self, call: Call, bucket: str, key: str) -> Reply:
+        limit = _check_traffic_limit(call.params.get("x-oss-traffic-limit") or call.header("x-oss-traffic-limit"))
         record, blob = self._open_current(bucket, key)
         try:
-            return self._object_reply(call, record, blob)
+            return self._object_reply(call, record, blob, limit // 8 if limit else None)
         except BaseException:
             blob.close()
             raise
 
-    def _object_reply(self, call: Call, record: ObjectRecord, blob: BinaryIO) -> Reply:
-        _check_traffic_limit(call.params.get("x-oss-traffic-limit") or call.header("x-oss-traffic-limit"))
+    def _object_reply(self, call: Call, record: ObjectRecord, blob: BinaryIO, rate_limit: int | None) -> Reply:
         headers = {
             "Content-Type": record.content_type,
             "ETag": f'"{record.etag}"',
@@ -476,10 +477,10 @@ class OssApi:
                 headers[header] = call.params[param]
         byte_range = _parse_range(call.header("range"), record.size)
         if byte_range is None:
-            return Reply(200, headers, file=(blob, 0, record.size))
+            return Reply(200, headers, file=(blob, 0, record.size), rate_limit=rate_limit)
         start, end = byte_range
         headers["Content-Range"] = f"bytes {start}-{end}/{record.size}"
-        return Reply(206, headers, file=(blob, start, end - start + 1))
+        return Reply(206, headers, file=(blob, start, end - start + 1), rate_limit=rate_limit)
 
     # -- PostObject (browser form upload) ----------------------------------------------------
     def _post_object(self, call: Call, bucket: Mapping[str, Any]) -> Reply:
@@ -715,9 +716,10 @@ def _check_content_md5(value: str | None, actual: bytes) -> None:
                        CalculatedMD5=base64.b64encode(actual).decode())
 
 
-def _check_traffic_limit(value: str | None) -> None:
+def _check_traffic_limit(value: str | None) -> int | None:
+    """The x-oss-traffic-limit in bits per second (validated), or None."""
     if value is None:
-        return
+        return None
     low, high = TRAFFIC_LIMIT_RANGE
     try:
         limit = int(value)
@@ -726,6 +728,7 @@ def _check_traffic_limit(value: str | None) -> None:
     if not low <= limit <= high:
         raise invalid_argument(f"x-oss-traffic-limit must be between {low} and {high}.",
                                ArgumentName="x-oss-traffic-limit", ArgumentValue=value)
+    return limit
 
 
 def _part_number(value: str) -> int:

@@ -10,9 +10,11 @@ import base64
 import ipaddress
 import logging
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import BinaryIO
 from urllib.parse import unquote_plus, unquote_to_bytes
 
 from local.oss.api import BodyReader, Call, OssApi, Reply
@@ -235,7 +237,24 @@ class OssRequestHandler(BaseHTTPRequestHandler):
         self.connection.settimeout(None)
         try:
             with source:
-                if count and self.connection.sendfile(source, offset, count) != count:
+                if reply.rate_limit:
+                    self._send_throttled(source, offset, count, reply.rate_limit)
+                elif count and self.connection.sendfile(source, offset, count) != count:
                     self.close_connection = True
         finally:
             self.connection.settimeout(idle_timeout)
+
+    def _send_throttled(self, source: BinaryIO, offset: int, count: int, rate: int) -> None:
+        """Send ``count`` bytes at about ``rate`` bytes per second (tenth-of-a-second slices)."""
+        started = time.monotonic()
+        sent = 0
+        slice_size = max(1, rate // 10)
+        while sent < count:
+            step = min(slice_size, count - sent)
+            if self.connection.sendfile(source, offset + sent, step) != step:
+                self.close_connection = True
+                return
+            sent += step
+            ahead = sent / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)

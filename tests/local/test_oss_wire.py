@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import threading
 import time
 from email.utils import formatdate
@@ -129,6 +130,13 @@ def test_traffic_limit(wire: Env) -> None:
         assert raised.value.code == "InvalidArgument"
     url = bucket.sign_url("GET", "wire/limited", 60, params={"x-oss-traffic-limit": "819200"})
     assert send("GET", url).body == b"x"
+    # 819200 bit/s = 100 KiB/s: 50 KiB take about half a second instead of a few milliseconds
+    body = os.urandom(50 * 1024)
+    bucket.put_object("wire/throttled", body)
+    started = time.perf_counter()
+    slow = send("GET", bucket.sign_url("GET", "wire/throttled", 60, params={"x-oss-traffic-limit": "819200"}))
+    assert slow.body == body
+    assert time.perf_counter() - started >= 0.4
 
 
 def test_method_not_allowed_and_unknown_bucket(wire: Env) -> None:

@@ -7,38 +7,22 @@ the action the operation maps to, then the operation.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from local import iam
-from local.oss import cors, listing, postobject
+from local.oss import cors, listing, postobject, rules
 from local.oss.auth import ANONYMOUS, OSS2_SUBRESOURCES, IncomingRequest, Principal, Verifier
 from local.oss.errors import OssError, access_denied, invalid_argument
 from local.oss.events import EventDispatcher, ObjectEvent
 from local.oss.storage import ObjectRecord, Storage, UploadRecord, WrittenBlob
 from local.oss.xmlutil import child_text, element, http_date, iso8601, parse_xml
 
-MAX_OBJECT_SIZE = 5 * 1024**3
-MIN_PART_SIZE = 100 * 1024
-MAX_PART_NUMBER = 10000
-TRAFFIC_LIMIT_RANGE = (819200, 838860800)
-STORED_HEADERS = ("content-disposition", "cache-control", "content-encoding", "content-language", "expires")
-RESPONSE_OVERRIDES = {
-    "response-content-type": "Content-Type",
-    "response-content-language": "Content-Language",
-    "response-expires": "Expires",
-    "response-cache-control": "Cache-Control",
-    "response-content-disposition": "Content-Disposition",
-    "response-content-encoding": "Content-Encoding",
-}
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 POLICY_DENIED = "Access denied by authorizer's policy."
 XML = {"Content-Type": "application/xml"}
@@ -296,7 +280,7 @@ class OssApi:
 
     def _delete_multiple(self, call: Call, principal: Principal, bucket: Mapping[str, Any]) -> Reply:
         body = call.body.read_all(2 * 1024 * 1024)
-        _check_content_md5(call.header("content-md5"), hashlib.md5(body).digest())  # noqa: S324
+        rules.check_content_md5(call.header("content-md5"), hashlib.md5(body).digest())  # noqa: S324
         root = parse_xml(body)
         if root.tag != "Delete":
             raise OssError(400, "MalformedXML")
@@ -324,7 +308,7 @@ class OssApi:
         names = set(call.params)
         method = call.method
         resource = self._resource(bucket["name"], key)
-        _validate_key(key)
+        rules.validate_key(key)
         if method == "POST" and "uploads" in names:
             self._authorize(call, principal, bucket, "oss:PutObject", resource)
             return self._initiate_upload(call, bucket["name"], key)
@@ -375,9 +359,9 @@ class OssApi:
             raise OssError(411, "MissingContentLength")
         if call.body.length is not None and call.body.length > limit:
             raise OssError(400, "EntityTooLarge")
-        _check_traffic_limit(call.header("x-oss-traffic-limit"))
-        expected_md5 = _decode_content_md5(call.header("content-md5"))
-        blob = self.storage.write_blob(_capped(call.body.chunks(), limit))
+        rules.check_traffic_limit(call.header("x-oss-traffic-limit"))
+        expected_md5 = rules.decode_content_md5(call.header("content-md5"))
+        blob = self.storage.write_blob(rules.capped(call.body.chunks(), limit))
         if expected_md5 is not None and blob.md5 != expected_md5:
             self.storage.discard_blob(blob.path)
             raise OssError(400, "BadDigest", ExpectedMD5=call.header("content-md5") or "",
@@ -389,16 +373,16 @@ class OssApi:
         if existing is not None and (call.header("x-oss-forbid-overwrite") or "").lower() == "true":
             raise OssError(409, "FileAlreadyExists", "The object you specified already exists and can not be "
                                                       "overwritten.")
-        blob = self._receive(call, MAX_OBJECT_SIZE)
+        blob = self._receive(call, rules.MAX_OBJECT_SIZE)
         record = ObjectRecord(bucket, key, blob.size, blob.etag, self.clock(),
                               call.header("content-type") or "application/octet-stream",
-                              _metadata_from(call.headers), blob.path)
+                              rules.metadata_from(call.headers), blob.path)
         delta = self.storage.put_object(record)
         self._publish("ObjectCreated:PutObject", call, principal, record, delta)
         return Reply(200, {"ETag": f'"{blob.etag}"', "Content-MD5": blob.content_md5})
 
     def _copy_object(self, call: Call, principal: Principal, bucket: Mapping[str, Any], key: str) -> Reply:
-        source_bucket, source_key = _parse_copy_source(call.header("x-oss-copy-source") or "")
+        source_bucket, source_key = rules.parse_copy_source(call.header("x-oss-copy-source") or "")
         src_bucket = self.storage.bucket(source_bucket)
         if src_bucket is None:
             raise OssError(404, "NoSuchBucket", BucketName=source_bucket)
@@ -406,7 +390,7 @@ class OssApi:
         self._authorize(call, principal, bucket, "oss:PutObject", self._resource(bucket["name"], key))
         call.body.read_all(0)
         source = self._existing(source_bucket, source_key)
-        _check_conditions(source, {
+        rules.check_conditions(source, {
             "if-match": call.header("x-oss-copy-source-if-match"),
             "if-none-match": call.header("x-oss-copy-source-if-none-match"),
             "if-modified-since": call.header("x-oss-copy-source-if-modified-since"),
@@ -419,7 +403,7 @@ class OssApi:
             content_type, metadata = source.content_type, dict(source.metadata)
         else:
             content_type = call.header("content-type") or "application/octet-stream"
-            metadata = _metadata_from(call.headers)
+            metadata = rules.metadata_from(call.headers)
         if (source_bucket, source_key) == (bucket["name"], key):
             path = source.path
         else:
@@ -445,7 +429,7 @@ class OssApi:
         raise OssError(503, "ServiceUnavailable", "The object is being overwritten, retry.")
 
     def _get_object(self, call: Call, bucket: str, key: str) -> Reply:
-        limit = _check_traffic_limit(call.params.get("x-oss-traffic-limit") or call.header("x-oss-traffic-limit"))
+        limit = rules.check_traffic_limit(call.params.get("x-oss-traffic-limit") or call.header("x-oss-traffic-limit"))
         record, blob = self._open_current(bucket, key)
         try:
             return self._object_reply(call, record, blob, limit // 8 if limit else None)
@@ -463,8 +447,8 @@ class OssApi:
             "x-oss-storage-class": "Standard",
         }
         for name, value in record.metadata.items():
-            headers[_header_case(name)] = value
-        not_modified = _check_conditions(record, {
+            headers[rules.header_case(name)] = value
+        not_modified = rules.check_conditions(record, {
             "if-match": call.header("if-match"), "if-none-match": call.header("if-none-match"),
             "if-modified-since": call.header("if-modified-since"),
             "if-unmodified-since": call.header("if-unmodified-since"),
@@ -472,10 +456,10 @@ class OssApi:
         if not_modified:
             blob.close()
             return Reply(304, {"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]})
-        for param, header in RESPONSE_OVERRIDES.items():
+        for param, header in rules.RESPONSE_OVERRIDES.items():
             if param in call.params:
                 headers[header] = call.params[param]
-        byte_range = _parse_range(call.header("range"), record.size)
+        byte_range = rules.parse_range(call.header("range"), record.size)
         if byte_range is None:
             return Reply(200, headers, file=(blob, 0, record.size), rate_limit=rate_limit)
         start, end = byte_range
@@ -492,13 +476,13 @@ class OssApi:
         if not template:
             raise invalid_argument("The form field key is required.", ArgumentName="key")
         key = template.replace("${filename}", form.filename)
-        _validate_key(key)
+        rules.validate_key(key)
         values = {**form.fields, "bucket": bucket["name"]}
         if policy is not None:
             postobject.check_conditions(policy, values, size=None)
         self._authorize(call, principal, bucket, "oss:PutObject", self._resource(bucket["name"], key))
         blob = self.storage.write_blob(
-            _capped(stream.stream_until(b"\r\n--" + boundary.encode()), MAX_OBJECT_SIZE))
+            rules.capped(stream.stream_until(b"\r\n--" + boundary.encode()), rules.MAX_OBJECT_SIZE))
         try:
             stream.drain()  # the closing boundary and any fields after the file are ignored, as OSS does
             if policy is not None:
@@ -508,7 +492,7 @@ class OssApi:
             raise
         content_type = form.fields.get("content-type") or form.file_content_type or "application/octet-stream"
         metadata = {name: value for name, value in form.fields.items()
-                    if name.startswith("x-oss-meta-") or name in STORED_HEADERS}
+                    if name.startswith("x-oss-meta-") or name in rules.STORED_HEADERS}
         record = ObjectRecord(bucket["name"], key, blob.size, blob.etag, self.clock(), content_type, metadata,
                               blob.path)
         delta = self.storage.put_object(record)
@@ -539,7 +523,7 @@ class OssApi:
     def _initiate_upload(self, call: Call, bucket: str, key: str) -> Reply:
         call.body.read_all(64 * 1024)
         upload_id = self.storage.create_upload(
-            bucket, key, call.header("content-type") or "application/octet-stream", _metadata_from(call.headers)
+            bucket, key, call.header("content-type") or "application/octet-stream", rules.metadata_from(call.headers)
         )
         encode = call.params.get("encoding-type") == "url"
         body = ('<?xml version="1.0" encoding="UTF-8"?>\n<InitiateMultipartUploadResult>'
@@ -549,11 +533,11 @@ class OssApi:
         return Reply(200, dict(XML), body.encode())
 
     def _upload_part(self, call: Call, bucket: str, key: str) -> Reply:
-        part_number = _part_number(call.params["partNumber"])
+        part_number = rules.part_number(call.params["partNumber"])
         upload = self._upload(call.params["uploadId"], bucket, key)
         if call.header("x-oss-copy-source") is not None:
             raise OssError(501, "NotImplemented", "UploadPartCopy is not supported by the local emulator.")
-        blob = self._receive(call, MAX_OBJECT_SIZE)
+        blob = self._receive(call, rules.MAX_OBJECT_SIZE)
         self.storage.put_part(upload.upload_id, part_number, blob)
         return Reply(200, {"ETag": f'"{blob.etag}"', "Content-MD5": blob.content_md5})
 
@@ -566,14 +550,14 @@ class OssApi:
                 raise invalid_argument("Should not specify both complete-all header and body.")
             chosen = [stored[n] for n in sorted(stored)]
         else:
-            _check_content_md5(call.header("content-md5"), hashlib.md5(body).digest())  # noqa: S324
+            rules.check_content_md5(call.header("content-md5"), hashlib.md5(body).digest())  # noqa: S324
             root = parse_xml(body)
             if root.tag != "CompleteMultipartUpload":
                 raise OssError(400, "MalformedXML")
             chosen = []
             previous = 0
             for node in root.findall("Part"):
-                number = _part_number(child_text(node, "PartNumber"))
+                number = rules.part_number(child_text(node, "PartNumber"))
                 if number <= previous:
                     raise OssError(400, "InvalidPartOrder")
                 previous = number
@@ -585,9 +569,9 @@ class OssApi:
         if not chosen:
             raise OssError(400, "MalformedXML")
         for part in chosen[:-1]:
-            if part.size < MIN_PART_SIZE:
+            if part.size < rules.MIN_PART_SIZE:
                 raise OssError(400, "EntityTooSmall", ProposedSize=str(part.size),
-                               MinSizeAllowed=str(MIN_PART_SIZE), PartNumber=str(part.part_number))
+                               MinSizeAllowed=str(rules.MIN_PART_SIZE), PartNumber=str(part.part_number))
         path = self.storage.concat_blobs([p.path for p in chosen])
         etag = hashlib.md5(b"".join(p.md5 for p in chosen)).hexdigest().upper() + f"-{len(chosen)}"  # noqa: S324
         record = ObjectRecord(bucket, key, sum(p.size for p in chosen), etag, self.clock(), upload.content_type,
@@ -670,150 +654,3 @@ _OPERATIONS = frozenset(
 def _subresources(call: Call) -> set[str]:
     """Query names present that select an operation (acl, uploads, cors, tagging, ...)."""
     return {name for name in call.params if name in _OPERATIONS}
-
-
-def _validate_key(key: str) -> None:
-    if len(key.encode()) > 1023 or key.startswith(("/", "\\")):
-        raise OssError(400, "InvalidObjectName", Key=key)
-
-
-def _metadata_from(headers: Mapping[str, Sequence[str]]) -> dict[str, str]:
-    return {name: ",".join(values) for name, values in headers.items()
-            if name.startswith("x-oss-meta-") or name in STORED_HEADERS}
-
-
-def _header_case(name: str) -> str:
-    if name.startswith("x-oss-"):
-        return name
-    return "-".join(part.capitalize() for part in name.split("-"))
-
-
-def _capped(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
-    total = 0
-    for chunk in chunks:
-        total += len(chunk)
-        if total > limit:
-            raise OssError(400, "EntityTooLarge")
-        yield chunk
-
-
-def _decode_content_md5(value: str | None) -> bytes | None:
-    if value is None:
-        return None
-    try:
-        digest = base64.b64decode(value.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise OssError(400, "InvalidDigest", **{"Content-MD5": value}) from None
-    if len(digest) != 16:
-        raise OssError(400, "InvalidDigest", **{"Content-MD5": value})
-    return digest
-
-
-def _check_content_md5(value: str | None, actual: bytes) -> None:
-    expected = _decode_content_md5(value)
-    if expected is not None and expected != actual:
-        raise OssError(400, "BadDigest", ExpectedMD5=value or "",
-                       CalculatedMD5=base64.b64encode(actual).decode())
-
-
-def _check_traffic_limit(value: str | None) -> int | None:
-    """The x-oss-traffic-limit in bits per second (validated), or None."""
-    if value is None:
-        return None
-    low, high = TRAFFIC_LIMIT_RANGE
-    try:
-        limit = int(value)
-    except ValueError:
-        limit = -1
-    if not low <= limit <= high:
-        raise invalid_argument(f"x-oss-traffic-limit must be between {low} and {high}.",
-                               ArgumentName="x-oss-traffic-limit", ArgumentValue=value)
-    return limit
-
-
-def _part_number(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if not 1 <= number <= MAX_PART_NUMBER:
-        raise invalid_argument(f"Part number must be an integer between 1 and {MAX_PART_NUMBER}.",
-                               ArgumentName="partNumber", ArgumentValue=value)
-    return number
-
-
-def _parse_copy_source(value: str) -> tuple[str, str]:
-    source = unquote(value.split("?", 1)[0])
-    bucket, sep, key = source.lstrip("/").partition("/")
-    if not bucket or not sep or not key:
-        raise invalid_argument("Copy Source must mention the source bucket and key: /sourcebucket/sourcekey.",
-                               ArgumentName="x-oss-copy-source")
-    return bucket, key
-
-
-def _http_time(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
-def _etag_matches(header: str, etag: str) -> bool:
-    candidates = [c.strip().strip('"').upper() for c in header.split(",")]
-    return "*" in candidates or etag.upper() in candidates
-
-
-def _check_conditions(record: ObjectRecord, conditions: Mapping[str, str | None], *, copy: bool = False) -> bool:
-    """Evaluate If-* headers (RFC 7232 order). Returns True for 304 Not Modified; raises 412."""
-    modified = int(record.last_modified)
-    if_match = conditions.get("if-match")
-    if_none_match = conditions.get("if-none-match")
-    if if_match is not None and not _etag_matches(if_match, record.etag):
-        raise OssError(412, "PreconditionFailed", Condition="If-Match")
-    if if_match is None:
-        since = _http_time(conditions.get("if-unmodified-since"))
-        if since is not None and modified > since:
-            raise OssError(412, "PreconditionFailed", Condition="If-Unmodified-Since")
-    if if_none_match is not None and _etag_matches(if_none_match, record.etag):
-        if copy:
-            raise OssError(412, "PreconditionFailed", Condition="If-None-Match")
-        return True
-    if if_none_match is None:
-        since = _http_time(conditions.get("if-modified-since"))
-        if since is not None and modified <= since:
-            if copy:
-                raise OssError(412, "PreconditionFailed", Condition="If-Modified-Since")
-            return True
-    return False
-
-
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-
-def _parse_range(value: str | None, size: int) -> tuple[int, int] | None:
-    """(start, end) inclusive, None to serve the whole object; 416 when unsatisfiable.
-
-    Follows OSS's standard range behaviour: an end past the object is clamped; a malformed or
-    multi-range header is ignored (whole object, 200).
-    """
-    if not value:
-        return None
-    match = _RANGE.match(value.strip())
-    if not match or (match.group(1) == "" and match.group(2) == ""):
-        return None
-    first, last = match.group(1), match.group(2)
-    if first == "":
-        suffix = int(last)
-        if suffix == 0 or size == 0:
-            raise OssError(416, "InvalidRange", ActualObjectSize=str(size), RangeRequested=value)
-        return max(0, size - suffix), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
-        return None
-    if start >= size:
-        raise OssError(416, "InvalidRange", ActualObjectSize=str(size), RangeRequested=value)
-    return start, min(end, size - 1)
-

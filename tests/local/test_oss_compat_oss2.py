@@ -9,7 +9,7 @@ import urllib.request
 import oss2
 import pytest
 
-from tests.local.support import BUCKET, REGION, ROOT_AK, ROOT_SECRET, Env
+from tests.local.support import BUCKET, OBJECT_READ_WRITE_ROLE, REGION, ROOT_AK, ROOT_SECRET, Env
 
 AUTH_MODES = ["root-v1", "root-v4", "sts-v1", "sts-v4"]
 
@@ -180,3 +180,25 @@ def test_service_and_bucket_operations(shared_env: Env) -> None:
     created.delete_bucket()
     with pytest.raises(oss2.exceptions.NoSuchBucket):
         created.get_bucket_info()
+
+
+def test_credentials_from_the_sts_server(shared_env: Env) -> None:
+    """AssumeRole over HTTP (official STS SDK) yields credentials the OSS emulator accepts and scopes."""
+    from alibabacloud_sts20150401 import models
+    from alibabacloud_sts20150401.client import Client
+    from alibabacloud_tea_openapi.utils_models import Config
+
+    client = Client(Config(access_key_id=ROOT_AK, access_key_secret=ROOT_SECRET,
+                           endpoint=shared_env.cloud.sts_endpoint, protocol="http", region_id=REGION))
+    policy = ('{"Version":"1","Statement":[{"Effect":"Allow","Action":["oss:GetObject","oss:PutObject"],'
+              f'"Resource":["acs:oss:*:*:{BUCKET}/sts-server/*"]}}]}}')
+    response = client.assume_role(models.AssumeRoleRequest(
+        role_arn=OBJECT_READ_WRITE_ROLE.arn, role_session_name="over-http", duration_seconds=900, policy=policy))
+    credentials = response.body.credentials
+    auth = oss2.StsAuth(credentials.access_key_id, credentials.access_key_secret, credentials.security_token,
+                        auth_version=oss2.AUTH_VERSION_4)
+    bucket = oss2.Bucket(auth, shared_env.endpoint, BUCKET, region=REGION)
+    bucket.put_object("sts-server/ok.txt", b"ok")
+    assert bucket.get_object("sts-server/ok.txt").read() == b"ok"
+    with pytest.raises(oss2.exceptions.AccessDenied):
+        bucket.put_object("elsewhere.txt", b"no")

@@ -211,22 +211,28 @@ class OssRequestHandler(BaseHTTPRequestHandler):
 
     # -- response ----------------------------------------------------------------------------
     def _send(self, reply: Reply, request_id: str) -> None:
+        try:
+            self._send_head(reply, request_id)
+            if self.command != "HEAD" and reply.status != 304:
+                self._send_body(reply)
+        finally:
+            if reply.file is not None:
+                reply.file[0].close()
+
+    def _send_head(self, reply: Reply, request_id: str) -> None:
         self.send_response(reply.status)
         headers = dict(reply.headers)
         headers["x-oss-request-id"] = request_id
         headers["x-oss-server-time"] = "0"
-        length = reply.file[2] if reply.file is not None else len(reply.body)
         if reply.status != 304:
-            headers["Content-Length"] = str(length)
+            headers["Content-Length"] = str(reply.file[2] if reply.file is not None else len(reply.body))
         if self.close_connection:
             headers["Connection"] = "close"
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
-        if self.command == "HEAD" or reply.status == 304:
-            if reply.file is not None:
-                reply.file[0].close()
-            return
+
+    def _send_body(self, reply: Reply) -> None:
         if reply.file is None:
             self.wfile.write(reply.body)
             return
@@ -236,11 +242,10 @@ class OssRequestHandler(BaseHTTPRequestHandler):
         idle_timeout = self.connection.gettimeout()
         self.connection.settimeout(None)
         try:
-            with source:
-                if reply.rate_limit:
-                    self._send_throttled(source, offset, count, reply.rate_limit)
-                elif count and self.connection.sendfile(source, offset, count) != count:
-                    self.close_connection = True
+            if reply.rate_limit:
+                self._send_throttled(source, offset, count, reply.rate_limit)
+            elif count and self.connection.sendfile(source, offset, count) != count:
+                self.close_connection = True
         finally:
             self.connection.settimeout(idle_timeout)
 

@@ -103,8 +103,10 @@ class Principal:
 
     @property
     def principal_id(self) -> str:
+        """Who made the request, as an OSS event's userIdentity shows it."""
         if self.session is not None:
-            return f"{self.session.role_arn}"
+            # "<RoleId>:<RoleSessionName>" like RAM's AssumedRoleId, when the session knows it
+            return str(getattr(self.session, "assumed_role_id", self.session.role_arn))
         return self.access_key_id or "anonymous"
 
 
@@ -133,7 +135,7 @@ class Verifier:
             elif authorization.startswith(V4_ALGORITHM + " "):
                 principal = self._v4_header(request, authorization)
             else:
-                raise invalid_argument("Authorization header is invalid.", Authorization="(redacted)")
+                raise invalid_argument("Authorization header is invalid.")
         elif url_v1:
             principal = self._v1_query(request)
         elif url_v4:
@@ -146,12 +148,6 @@ class Verifier:
     # -- credentials -------------------------------------------------------------------------
     def credentials(self, access_key_id: str, token: str | None) -> tuple[str, Principal]:
         """The secret and principal for a key (and STS token); raises the OSS error otherwise."""
-        return self._credentials(access_key_id, token)
-
-    def check_scope(self, scope_date: str, region: str, product: str, date_value: str) -> None:
-        self._check_scope(scope_date, region, product, date_value)
-
-    def _credentials(self, access_key_id: str, token: str | None) -> tuple[str, Principal]:
         if not access_key_id:
             raise invalid_argument("The OSS Access Key Id you provided is empty.")
         if token is None or token == "":
@@ -177,7 +173,7 @@ class Verifier:
         if not sep or not credential or not provided:
             raise invalid_argument("Authorization header is invalid.")
         token = request.header("x-oss-security-token") or request.header("security-token")
-        secret, principal = self._credentials(credential, token)
+        secret, principal = self.credentials(credential, token)
         date_value = request.header("x-oss-date") or request.header("date")
         if not date_value:
             raise access_denied("Missing Date Header.")
@@ -197,7 +193,7 @@ class Verifier:
         if expires is None:
             raise access_denied("Expires is missing in the request.")
         token = request.query_value("security-token")
-        secret, principal = self._credentials(access_key_id, token)
+        secret, principal = self.credentials(access_key_id, token)
         try:
             expires_at = int(expires)
         except ValueError:
@@ -243,14 +239,14 @@ class Verifier:
             raise invalid_argument("Authorization header is invalid.")
         access_key_id, scope_date, region, product = _parse_credential(credential)
         token = request.header("x-oss-security-token")
-        secret, principal = self._credentials(access_key_id, token)
+        secret, principal = self.credentials(access_key_id, token)
         date_value = request.header("x-oss-date")
         if not date_value:
             raise access_denied("Missing x-oss-date header.")
         request_time = _parse_iso_basic(date_value)
         if request_time is None:
             raise invalid_argument("Invalid x-oss-date, it must be in ISO 8601 basic format (YYYYMMDDTHHMMSSZ).")
-        self._check_scope(scope_date, region, product, date_value)
+        self.check_scope(scope_date, region, product, date_value)
         self._check_skew(request_time)
         content_sha256 = request.header("x-oss-content-sha256")
         if content_sha256 is None:
@@ -278,7 +274,7 @@ class Verifier:
             raise invalid_argument("x-oss-expires is missing in the request.")
         access_key_id, scope_date, region, product = _parse_credential(credential)
         token = request.query_value("x-oss-security-token")
-        secret, principal = self._credentials(access_key_id, token)
+        secret, principal = self.credentials(access_key_id, token)
         request_time = _parse_iso_basic(date_value)
         if request_time is None:
             raise invalid_argument("Invalid x-oss-date, it must be in ISO 8601 basic format (YYYYMMDDTHHMMSSZ).")
@@ -288,7 +284,7 @@ class Verifier:
             raise invalid_argument("x-oss-expires must be an integer number of seconds.") from None
         if not 1 <= lifetime <= MAX_V4_EXPIRES:
             raise invalid_argument(f"x-oss-expires must be between 1 and {MAX_V4_EXPIRES} seconds.")
-        self._check_scope(scope_date, region, product, date_value)
+        self.check_scope(scope_date, region, product, date_value)
         now = self.clock()
         if now < request_time - MAX_SKEW_SECONDS:
             raise OssError(403, "RequestTimeTooSkewed", RequestTime=_iso(request_time), ServerTime=_iso(now))
@@ -300,7 +296,7 @@ class Verifier:
                          "UNSIGNED-PAYLOAD", provided, access_key_id, token, url_form=True)
         return principal
 
-    def _check_scope(self, scope_date: str, region: str, product: str, date_value: str) -> None:
+    def check_scope(self, scope_date: str, region: str, product: str, date_value: str) -> None:
         if product not in V4_PRODUCTS:
             raise invalid_argument("The signing product in credential is invalid.")
         if region != self.region:

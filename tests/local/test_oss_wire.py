@@ -247,3 +247,32 @@ def test_unknown_query_parameters_are_ignored_but_unsupported_operations_say_so(
     acl = send("GET", bucket.sign_url("GET", "wire/hello.txt", 60, params={"acl": ""}))
     assert (acl.status, acl.code) == (501, "NotImplemented")
     assert send("GET", bucket_url(wire, {"acl": ""})).status == 200  # bucket ACL is modelled
+
+
+def test_large_bodies_stream_with_constant_memory(wire: Env) -> None:
+    import http.client
+    import tracemalloc
+    from urllib.parse import urlsplit
+
+    size = 48 * 1024 * 1024
+    block = os.urandom(1024 * 1024)
+    bucket = root_bucket(wire)
+    tracemalloc.start()
+    try:
+        bucket.put_object("wire/large.bin", (block for _ in range(size // len(block))))  # chunked upload
+        put_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        url = urlsplit(bucket.sign_url("GET", "wire/large.bin", 60))
+        connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+        connection.request("GET", f"{url.path}?{url.query}")
+        response = connection.getresponse()
+        received = 0
+        while chunk := response.read(64 * 1024):
+            received += len(chunk)
+        connection.close()
+        get_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert received == size
+    assert put_peak < 16 * 1024 * 1024, put_peak
+    assert get_peak < 4 * 1024 * 1024, get_peak

@@ -332,7 +332,7 @@ class ExportJob:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-list") as prefetcher, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-upload") as uploader:
             for prefix_index in range(checkpoint.prefix_index, len(options.prefixes)):
-                start_after = checkpoint.last_key if prefix_index == checkpoint.prefix_index else None
+                start_after = start_position[1] if prefix_index == start_position[0] else None
                 pages = self._pages(prefetcher, options.prefixes[prefix_index], start_after, key_filter)
                 for page, jump_to in pages:
                     listed += len(page.objects)
@@ -362,7 +362,8 @@ class ExportJob:
                             pages.close()
                             return self._hand_off(checkpoint)
                 self._drain()
-                checkpoint.prefix_index, checkpoint.last_key = prefix_index + 1, None
+                if buffer.rows == 0:  # never move the position past rows that are still only in memory
+                    checkpoint.prefix_index, checkpoint.last_key = prefix_index + 1, None
             self._drain()
 
         checkpoint.listed = listed
@@ -464,7 +465,11 @@ class ExportJob:
         self.save(checkpoint)
         body = json.dumps({"continuation": {"export_id": checkpoint.export_id, "hop": hop},
                            "triggerName": checkpoint.trigger_name, "triggerTime": checkpoint.trigger_time}).encode()
-        invoke_self_async(self.settings, self.context, body)
+        try:
+            invoke_self_async(self.settings, self.context, body)
+        except Exception:
+            self.save(checkpoint.with_lease(None, None))  # nobody will continue: let the platform's retry resume
+            raise
         self.logger.info("export.continued", hop=hop, rows=checkpoint.rows, parts=len(checkpoint.parts),
                          position=checkpoint.last_key)
         return {"status": "continued", "export_id": checkpoint.export_id, "hop": hop, "rows": checkpoint.rows,
@@ -483,6 +488,8 @@ class ExportJob:
                 part_etag = self.client.upload_part(checkpoint.output_key, checkpoint.upload_id, number, data)
                 checkpoint.parts.append([number, part_etag, len(data)])
                 checkpoint.rows += rows
+            # every row is in a part now: a retry after a failed completion must list nothing again
+            checkpoint.prefix_index, checkpoint.last_key = len(options.prefixes), None
             checkpoint.result = {"completing": True}
             self.save(checkpoint)
             etag = self.client.complete_multipart_upload(

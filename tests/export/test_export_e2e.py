@@ -316,3 +316,27 @@ def test_progress_lines_are_logged(stack: Stack) -> None:
     assert progress[-1]["rows"] == BATCHES * PER_BATCH + len(TRICKY)
     assert all("x-oss-signature=" not in json.dumps(line) or "x-oss-signature=***" in json.dumps(line)
                for line in lines)
+
+
+def test_hand_off_with_parts_spanning_several_prefixes_loses_no_rows(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """300 prefixes of 10 keys, parts spanning many of them: a hand-off with rows of finished prefixes still in
+    memory must resume from the last uploaded row, not from the next prefix."""
+    export_handler, runtime, context = in_process(stack)
+    monkeypatch.setenv("FC_FUNCTION_NAME", stack.template.function_by_short_name("export").name)
+    payload = {"prefixes": [f"data/b{b:02d}/00{d}" for b in range(BATCHES) for d in range(10)], "format": "csv",
+               "part_size": PART}
+    ticks = iter(range(10**6))
+
+    def late_clock() -> float:  # the first reading starts the invocation, every later one is past its deadline
+        return 0.0 if next(ticks) == 0 else 10_000.0
+
+    first = export_handler.run(timer_event("spanning", payload), context, runtime, clock=late_clock)
+    assert first["status"] == "continued", first
+    saved = checkpoint(stack, first["export_id"])
+    assert len(saved.parts) == 1 and saved.prefix_index > 0  # the first part ended inside a later prefix
+    done = wait_for_async(stack, first["export_id"])
+    single = stack.gateway.invoke("export", timer_event("spanning-ref", payload))
+    body = read_export(stack, done["key"])
+    assert [r["key"] for r in read_rows(body, "csv")] == [k for k in data_keys() if k not in TRICKY]
+    assert body == read_export(stack, single["key"])

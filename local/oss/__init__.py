@@ -1,2 +1,12 @@
-"""OSS emulator: durable storage (storage), XML API (api, listing, cors), V1/V4 verification (auth),
-OSS-trigger events (events) and the HTTP transport (server)."""
+"""OSS emulator: the independent judge of every request made to the local cloud.
+
+Modules:
+- ``storage``: SQLite index (bucket, key, size, etag, ...) + immutable blob files named by uuid; atomic writes.
+- ``auth``: V1/V4 verification (header and presigned URL), STS tokens, source-IP binding.
+- ``api``: routing and the bucket/object/multipart operations; ``rules``: digests, ranges, conditions.
+- ``listing``: ListObjects v1/v2 over the index (seeks, never scans); ``cors``; ``postobject``.
+- ``events``: Function Compute OSS-trigger events, delivered at least once.
+- ``server``: the stdlib HTTP/1.1 transport (path, virtual-host and CNAME addressing; sendfile).
+
+Start it through ``local.cloud.LocalCloud`` (or ``python -m local serve``).
+"""

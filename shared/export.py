@@ -439,24 +439,12 @@ class Checkpoint:
 
 def url_signer(settings: Any, credentials: Any, *, domain: str = "default", scheme: str = "",
                version: str | None = None) -> Any:
-    """One ``Signer`` for a run: the public endpoint (or custom domain / acceleration), the configured
-    scheme, signature version and validity bounds (URL_MIN_EXPIRES .. URL_MAX_EXPIRES)."""
-    from shared.signing import Endpoint, Signer
-    from shared.validity import ValidityPolicy
+    """One ``Signer`` for a run: the endpoint the sign function would use for these options
+    (shared.url_options.url_endpoint: public endpoint, custom domain or acceleration; URL_SCHEME), the
+    signature version and the validity bounds (URL_MIN_EXPIRES .. URL_MAX_EXPIRES)."""
+    from shared.signing import Signer
+    from shared.url_options import url_endpoint, validity_policy
 
-    oss = settings.oss
-    if domain == "custom":
-        if oss.custom_domain is None:
-            raise InvalidParameter("domain 'custom' needs OSS_CUSTOM_DOMAIN to be configured")
-        configured, style = oss.custom_domain, "cname"
-    elif domain == "accelerate":
-        if oss.accelerate_endpoint is None:
-            raise InvalidParameter("domain 'accelerate' needs OSS_ACCELERATE_ENDPOINT to be configured")
-        configured, style = oss.accelerate_endpoint, "virtual"
-    else:
-        configured = oss.public_endpoint
-        style = "path" if oss.uses_path_style(configured) else "virtual"
-    chosen = scheme or settings.urls.scheme or configured.scheme or "https"
-    policy = ValidityPolicy(floor_seconds=settings.urls.min_expires, max_seconds=settings.urls.max_expires)
-    return Signer(credentials, Endpoint(configured.host, chosen, style), oss.bucket, region=oss.region,
-                  version=version or settings.urls.signature_version, policy=policy)
+    endpoint = url_endpoint(settings, domain=domain, scheme=scheme or None)
+    return Signer(credentials, endpoint, settings.oss.bucket, region=settings.oss.region,
+                  version=version or settings.urls.signature_version, policy=validity_policy(settings))

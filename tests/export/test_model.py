@@ -219,3 +219,23 @@ def test_signed_urls_never_need_csv_quoting(version: str) -> None:
         signer = Signer(creds, endpoint, "demo-bucket", region="cn-hangzhou", version=version)  # type: ignore[arg-type]
         for presigned in signer.presign_many(keys, expires=600, now=T0):
             assert not any(ch in presigned.url for ch in ',"\r\n'), presigned.url
+
+
+def test_url_signer_endpoints_and_bounds() -> None:
+    from shared.export import url_signer
+    from shared.signing import Credentials
+
+    creds = Credentials("AK", "secret-secret", None, datetime(2030, 1, 1, tzinfo=timezone.utc))
+    env = {"OSS_CUSTOM_DOMAIN": "files.example.com", "URL_MAX_EXPIRES": "3600"}
+    s = settings(**env)
+    default = url_signer(s, creds).presign("a b.txt", expires=7200, now=T0)
+    assert default.url.startswith("https://demo-bucket.oss-cn-hangzhou.aliyuncs.com/a%20b.txt?")
+    assert default.expires_in == 3600 and default.clamp_reason == "configured_max"
+    assert url_signer(s, creds, domain="custom").presign("k", expires=60, now=T0).url.startswith(
+        "https://files.example.com/k?")
+    assert url_signer(s, creds, domain="accelerate", scheme="http").presign("k", expires=60, now=T0).url.startswith(
+        "http://demo-bucket.oss-accelerate.aliyuncs.com/k?")
+    local = url_signer(settings(OSS_ENDPOINT="http://127.0.0.1:9000"), creds, version="v1")
+    assert local.presign("k", expires=60, now=T0).url.startswith("http://127.0.0.1:9000/demo-bucket/k?OSSAccessKeyId=AK")
+    with pytest.raises(InvalidParameter, match="OSS_CUSTOM_DOMAIN"):
+        url_signer(settings(), creds, domain="custom")

@@ -44,7 +44,7 @@ def receiver() -> Iterator[Receiver]:
 def stack(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iterator[Stack]:
     started = start_stack(data_dir=Path(tmp_path_factory.mktemp("export-stack")), auth="apikey", port=0,
                           oss_port=0, sts_port=0, timers=False, echo_logs=False, seed=True,
-                          env={"export": {"WEBHOOK_URL": receiver.url}})
+                          env={"export": {"WEBHOOK_URL": receiver.url, "WEBHOOK_RETRIES": "1"}})
     storage = started.cloud.storage
     for batch in range(BATCHES):
         keys = [f"data/b{batch:02d}/{i:04d}.bin" for i in range(PER_BATCH)]
@@ -340,3 +340,21 @@ def test_hand_off_with_parts_spanning_several_prefixes_loses_no_rows(
     body = read_export(stack, done["key"])
     assert [r["key"] for r in read_rows(body, "csv")] == [k for k in data_keys() if k not in TRICKY]
     assert body == read_export(stack, single["key"])
+
+
+def test_a_failed_export_notice_fails_the_invocation_and_is_sent_on_the_retry(
+        stack: Stack, receiver: Receiver) -> None:
+    from local.gateway import FunctionError
+
+    event = timer_event("notice", {"prefixes": ["exampledir/"], "format": "jsonl"})
+    receiver.statuses[:] = [500, 502]  # WEBHOOK_RETRIES=1: both attempts fail
+    with pytest.raises(FunctionError, match="webhook"):
+        stack.gateway.invoke("export", event)
+    export = "notice-" + TICK.strftime("%Y%m%dT%H%M%SZ")
+    saved = checkpoint(stack, export)
+    assert saved.state == "done" and not saved.notified  # published; only the notice is missing
+    again = stack.gateway.invoke("export", event)  # what the platform's retry does
+    assert again["status"] == "already_done"
+    assert checkpoint(stack, export).notified
+    notices = [json.loads(r.body) for r in receiver.requests if json.loads(r.body).get("export_id") == export]
+    assert len(notices) == 3 and fetch(notices[-1]["url"]) == read_export(stack, saved.output_key)

@@ -19,11 +19,13 @@ from shared.keys import InvalidOption
 DispositionType = Literal["inline", "attachment"]
 MAX_FILENAME_CHARS = 255
 
-# RFC 5987 attr-char minus the ALPHA/DIGIT that quote() keeps anyway.
-_ATTR_CHAR_SAFE = "!#$&+-.^_`|~"
-# Characters that may not appear in the quoted fallback: quote, backslash, controls, and
-# path separators / percent (some clients decode or split on them).
-_FALLBACK_UNSAFE = re.compile(r'["\\/%\x00-\x1f\x7f]')
+# RFC 5987 attr-char minus the ALPHA/DIGIT that quote() keeps anyway, and minus `&`: the value travels
+# in `response-content-disposition`, and V1 signs sub-resource values raw, joined with `&` (a raw `&`
+# would let the signature cover a smuggled extra sub-resource). `%26` decodes to the same name.
+_ATTR_CHAR_SAFE = "!#$+-.^_`|~"
+# Characters that may not appear in the quoted fallback: quote, backslash, controls, path separators /
+# percent (some clients decode or split on them), and `&` (see above).
+_FALLBACK_UNSAFE = re.compile(r'["\\/%&\x00-\x1f\x7f]')
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 

@@ -22,7 +22,7 @@ from shared.config import Settings
 from shared.disposition import content_disposition
 from shared.errors import Forbidden, InvalidParameter
 from shared.keys import SigningError
-from shared.signing import Endpoint, PresignOptions
+from shared.signing import V1_SUBRESOURCES, Endpoint, PresignOptions
 from shared.validity import ValidityPolicy
 
 if TYPE_CHECKING:
@@ -112,6 +112,8 @@ def parse_spec(values: Mapping[str, Any], settings: Settings, *, source_ip: str 
         options.check_method(method)
     except SigningError as error:
         raise InvalidParameter(f"{where}{error.message}") from None
+    if version == "v1" and not proxy:
+        check_v1_options(options, where)
     endpoint = url_endpoint(settings, domain=domain, scheme=scheme, where=where)
     return UrlSpec(method=method, expires=expires, version=version, endpoint=endpoint, options=options, proxy=proxy,
                    disposition=disposition, filename=filename)
@@ -146,6 +148,25 @@ def signing_endpoint(endpoint: config_module.Endpoint | Endpoint, *, path_style:
     chosen = scheme or endpoint.scheme or "https"
     style = "cname" if cname else ("path" if path_style else "virtual")
     return Endpoint(endpoint.host, chosen, style)  # type: ignore[arg-type]
+
+
+def check_v1_options(options: PresignOptions, where: str = "") -> None:
+    """Refuse (400) a value with ``&`` in a V1 URL: V1 signs sub-resource values raw, joined with ``&``, so the
+    signature would also cover the same URL with that value split into an extra, smuggled sub-resource."""
+    for name, value in options.query_params().items():
+        if "&" in value:
+            raise InvalidParameter(f"{where}{name} must not contain '&' in a V1 URL; use version v4")
+
+
+def is_v1_ambiguous_key(key: str) -> bool:
+    """True if a V1 signature for ``key`` would also sign another request: V1 signs the key raw, so
+    ``a?uploadId=1`` is signed exactly as object ``a`` with the sub-resource ``uploadId=1`` (ListParts)."""
+    _, question, rest = key.partition("?")
+    if not question:
+        return False
+    name = rest.split("&", 1)[0].split("=", 1)[0]
+    # The service's own list is not published in full: the SDKs' names and any x-oss-* name count.
+    return name in V1_SUBRESOURCES or name.startswith("x-oss-") or name == "cloudboxes"
 
 
 def download_options(query: Mapping[str, str], where: str = "") -> tuple[str | None, str | None, str | None]:

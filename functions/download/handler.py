@@ -29,9 +29,9 @@ from shared.auth import authenticate
 from shared.config import Settings
 from shared.credentials import signing_credentials
 from shared.errors import AppError, InvalidParameter, NotFound
-from shared.keys import KeyOutsideScope, validate_key
+from shared.keys import InvalidKey, KeyOutsideScope, validate_key
 from shared.signing import PresignOptions, Signer
-from shared.url_options import download_options, url_endpoint
+from shared.url_options import download_options, is_v1_ambiguous_key, url_endpoint
 from shared.validity import ValidityPolicy
 
 FUNCTION = "download"
@@ -94,6 +94,9 @@ def _authorize(request: http.Request, settings: Settings, key: str) -> tuple[str
 def _redirect(request: http.Request, settings: Settings, context: Any, key: str,
               content_disposition: str | None) -> http.Response:
     download = settings.download
+    if settings.urls.signature_version == "v1" and is_v1_ambiguous_key(key):
+        # V1 signs the key raw: the URL's signature would also cover ``<key before '?'>?<sub-resource>``.
+        raise InvalidKey("this key cannot be served by a V1 redirect ('?' followed by a sub-resource name)")
     domain = "custom" if settings.oss.custom_domain is not None else "default"
     endpoint = url_endpoint(settings, domain=domain)  # ours, from configuration: never from the request
     floor = min(settings.urls.min_expires, download.redirect_expires)

@@ -38,7 +38,7 @@ from shared.keys import (
     validate_scope_prefix,
 )
 from shared.signing import Credentials, PresignedUrl, Signer
-from shared.url_options import UrlSpec, parse_spec, validity_policy
+from shared.url_options import UrlSpec, is_v1_ambiguous_key, parse_spec, validity_policy
 from shared.validity import effective_validity, format_utc
 
 if TYPE_CHECKING:
@@ -108,6 +108,9 @@ class _Job:
     def single(self, key: Any, values: dict[str, Any]) -> Result:
         key = self._checked_key(key, "")  # scope first: nothing is parsed or signed for a foreign key
         spec = parse_spec(values, self.settings, source_ip=self.source_ip)
+        refusal = _v1_refusal(key, spec, "")
+        if refusal is not None:
+            raise refusal
         if self.settings.sign.check_exists and spec.method != "PUT":
             self._head(key, spec)
         return self._sign_group([key], spec)[0]
@@ -139,6 +142,14 @@ class _Job:
             entry = groups.setdefault(group, (spec, [], []))
             entry[1].append(index)
             entry[2].append(key)
+        for group, (spec, indexes, keys) in list(groups.items()):  # keys V1 cannot sign unambiguously
+            if spec.version == "v1" and not spec.proxy:
+                for index, key in zip(indexes, keys, strict=True):
+                    refusal = _v1_refusal(key, spec, f"keys[{index}]: ")
+                    if refusal is not None:
+                        results[index] = _error_result(key, refusal)
+                kept = [(i, k) for i, k in zip(indexes, keys, strict=True) if results[i] is None]
+                groups[group] = (spec, [i for i, _ in kept], [k for _, k in kept])
         if self.settings.sign.check_exists:
             self._head_many(groups, results)
             for group, (spec, indexes, keys) in list(groups.items()):  # drop the keys that failed the HEAD
@@ -298,6 +309,14 @@ class _Job:
                     results[index] = _error_result(key, error)
         log.get_logger().debug("existence checked", count=len(checks),
                                duration_ms=round((time.perf_counter() - started) * 1000, 1))
+
+
+def _v1_refusal(key: str, spec: UrlSpec, where: str) -> InvalidKey | None:
+    """A V1 URL signs the key raw: ``a?uploadId=1`` would also be signed as ``a`` + sub-resource ``uploadId``."""
+    if spec.version == "v1" and not spec.proxy and is_v1_ambiguous_key(key):
+        return InvalidKey(f"{where}a V1 URL cannot be signed for a key with '?' followed by a sub-resource name "
+                          "(its signature would also cover another request); use version v4")
+    return None
 
 
 def _url_result_common(url: PresignedUrl) -> Result:

@@ -276,3 +276,28 @@ def test_large_bodies_stream_with_constant_memory(wire: Env) -> None:
     assert received == size
     assert put_peak < 16 * 1024 * 1024, put_peak
     assert get_peak < 4 * 1024 * 1024, get_peak
+
+
+@pytest.mark.parametrize("raw", [
+    b"GET /demo/%FF%FE HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"GET /demo/a?x=%FF HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"PUT /demo/a HTTP/1.1\r\nHost: h\r\nContent-Length: -5\r\n\r\n",
+    b"PUT /demo/a HTTP/1.1\r\nHost: h\r\nContent-Length: abc\r\n\r\n",
+    b"PUT /demo/a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"POST /demo/ HTTP/1.1\r\nHost: h\r\nContent-Type: multipart/form-data; boundary=q\r\n"
+    b"Content-Length: 7\r\n\r\n--q\r\nxx",
+])
+def test_malformed_requests_get_an_oss_error(wire: Env, raw: bytes) -> None:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", wire.port), timeout=10) as connection:
+        connection.sendall(raw)
+        answer = b""
+        while b"</Error>" not in answer:
+            data = connection.recv(65536)
+            if not data:
+                break
+            answer += data
+    status = int(answer.split(b" ", 2)[1])
+    assert 400 <= status < 500, answer[:300]
+    assert b"x-oss-request-id" in answer and b"<Code>" in answer, answer[:300]

@@ -126,3 +126,21 @@ def test_uploader_and_downloader(shared_env: Env, tmp_path) -> None:
     client.downloader(part_size=100 * 1024).download_file(
         oss.GetObjectRequest(bucket=BUCKET, key="v2-uploader/file.bin"), filepath=str(target))
     assert target.read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize("mode", ["root-v4", "root-v1"])
+def test_bucket_operations(shared_env: Env, mode: str) -> None:
+    client = make_client(shared_env, mode)
+    name = f"v2-bucket-{mode.replace('root-', '')}"
+    client.put_bucket(oss.PutBucketRequest(bucket=name))
+    info = client.get_bucket_info(oss.GetBucketInfoRequest(bucket=name))
+    assert info.bucket_info.name == name
+    rules = oss.CORSConfiguration(cors_rules=[oss.CORSRule(allowed_origins=["https://a.example"],
+                                                           allowed_methods=["GET", "PUT"], max_age_seconds=60)])
+    client.put_bucket_cors(oss.PutBucketCorsRequest(bucket=name, cors_configuration=rules))
+    got = client.get_bucket_cors(oss.GetBucketCorsRequest(bucket=name))
+    assert got.cors_configuration.cors_rules[0].allowed_methods == ["GET", "PUT"]
+    assert name in [b.name for b in client.list_buckets(oss.ListBucketsRequest()).buckets]
+    client.delete_bucket_cors(oss.DeleteBucketCorsRequest(bucket=name))
+    client.delete_bucket(oss.DeleteBucketRequest(bucket=name))
+    assert not client.is_bucket_exist(name)

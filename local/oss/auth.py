@@ -3,6 +3,14 @@
 Recomputes the string to sign from the request exactly as received; never shares code with the
 product's signer. Order of checks: classify, look up the key (and STS token), check time, compare the
 signature in constant time, then the signed source-IP binding. Policy evaluation happens in the server.
+
+Choices where the service's behaviour is not documented (see oss-signing.md §11):
+- V4 URL: ``x-oss-expires`` outside 1..604800 -> 400 InvalidArgument; past the window -> 403 AccessDenied
+  "Request has expired." (as V1); ``x-oss-date`` more than 15 min ahead -> 403 RequestTimeTooSkewed.
+- Header forms (V1 and V4): more than 15 min of skew either way -> 403 RequestTimeTooSkewed.
+- A signed ``x-oss-ac-source-ip``/``x-oss-ac-subnet-mask`` that excludes the client -> 403 AccessDenied.
+- SignatureDoesNotMatch echoes StringToSign (and CanonicalRequest for V4) with the security token masked,
+  and never the provided signature.
 """
 
 from __future__ import annotations

@@ -37,14 +37,15 @@ REALM = "oss-url"
 JWKS_TIMEOUT_SECONDS = 5
 JWKS_CACHE_SECONDS = 300
 
-_SEGMENT_RE = re.compile(r"^[A-Za-z0-9._@-]{1,128}$")
+# Used with fullmatch: a '$' after re.match would accept a trailing newline ("alice\n").
+_SEGMENT_RE = re.compile(r"[A-Za-z0-9._@-]{1,128}")
 _PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_:.-]{0,63})\}")
-_SHA256_HEX_RE = re.compile(r"^[0-9a-f]{64}$")
+_SHA256_HEX_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def is_safe_segment(value: object) -> bool:
     """True for a value allowed inside a scope: 1-128 of ``A-Za-z0-9._@-``, not ``.`` or ``..``."""
-    return isinstance(value, str) and bool(_SEGMENT_RE.match(value)) and value not in (".", "..")
+    return isinstance(value, str) and bool(_SEGMENT_RE.fullmatch(value)) and value not in (".", "..")
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def _apikey_table(settings: AuthSettings) -> tuple[_ApiKey, ...]:
         return cached[1]
     table = []
     for digest, entry in settings.api_keys.items():
-        if not isinstance(digest, str) or not _SHA256_HEX_RE.match(digest.lower()):
+        if not isinstance(digest, str) or not _SHA256_HEX_RE.fullmatch(digest.lower()):
             raise ConfigError("AUTH_API_KEYS keys must be SHA-256 hex digests of the API keys")
         if not isinstance(entry, dict) or not is_safe_segment(entry.get("name")):
             raise ConfigError("AUTH_API_KEYS entries need a name of letters, digits, '.', '_', '@', '-'")

@@ -317,7 +317,7 @@ class OssApi:
             return self._complete_upload(call, principal, bucket["name"], key)
         if method == "PUT" and "uploadId" in names and "partNumber" in names:
             self._authorize(call, principal, bucket, "oss:PutObject", resource)
-            return self._upload_part(call, bucket["name"], key)
+            return self._upload_part(call, principal, bucket["name"], key)
         if method == "DELETE" and "uploadId" in names:
             self._authorize(call, principal, bucket, "oss:AbortMultipartUpload", resource)
             upload = self._upload(call.params["uploadId"], bucket["name"], key)
@@ -532,14 +532,38 @@ class OssApi:
                 + element("UploadId", upload_id) + "</InitiateMultipartUploadResult>")
         return Reply(200, dict(XML), body.encode())
 
-    def _upload_part(self, call: Call, bucket: str, key: str) -> Reply:
+    def _upload_part(self, call: Call, principal: Principal, bucket: str, key: str) -> Reply:
         part_number = rules.part_number(call.params["partNumber"])
         upload = self._upload(call.params["uploadId"], bucket, key)
         if call.header("x-oss-copy-source") is not None:
-            raise OssError(501, "NotImplemented", "UploadPartCopy is not supported by the local emulator.")
+            return self._upload_part_copy(call, principal, upload, part_number)
         blob = self._receive(call, rules.MAX_OBJECT_SIZE)
         self.storage.put_part(upload.upload_id, part_number, blob)
         return Reply(200, {"ETag": f'"{blob.etag}"', "Content-MD5": blob.content_md5})
+
+    def _upload_part_copy(self, call: Call, principal: Principal, upload: UploadRecord, part_number: int) -> Reply:
+        source_bucket, source_key = rules.parse_copy_source(call.header("x-oss-copy-source") or "")
+        src_bucket = self.storage.bucket(source_bucket)
+        if src_bucket is None:
+            raise OssError(404, "NoSuchBucket", BucketName=source_bucket)
+        self._authorize(call, principal, src_bucket, "oss:GetObject", self._resource(source_bucket, source_key))
+        source, blob_file = self._open_current(source_bucket, source_key)
+        with blob_file:
+            rules.check_conditions(source, {
+                "if-match": call.header("x-oss-copy-source-if-match"),
+                "if-none-match": call.header("x-oss-copy-source-if-none-match"),
+                "if-modified-since": call.header("x-oss-copy-source-if-modified-since"),
+                "if-unmodified-since": call.header("x-oss-copy-source-if-unmodified-since"),
+            }, copy=True)
+            byte_range = rules.parse_range(call.header("x-oss-copy-source-range"), source.size)
+            start, end = byte_range if byte_range is not None else (0, source.size - 1)
+            blob_file.seek(start)
+            blob = self.storage.write_blob(rules.read_span(blob_file, end - start + 1))
+        self.storage.put_part(upload.upload_id, part_number, blob)
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<CopyPartResult>'
+                + element("LastModified", iso8601(self.clock())) + element("ETag", f'"{blob.etag}"')
+                + "</CopyPartResult>")
+        return Reply(200, {**XML, "ETag": f'"{blob.etag}"'}, body.encode())
 
     def _complete_upload(self, call: Call, principal: Principal, bucket: str, key: str) -> Reply:
         upload = self._upload(call.params["uploadId"], bucket, key)

@@ -8,6 +8,7 @@ import binascii
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from email.utils import parsedate_to_datetime
+from typing import BinaryIO
 from urllib.parse import unquote
 
 from local.oss.errors import OssError, invalid_argument
@@ -50,6 +51,16 @@ def capped(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
         if total > limit:
             raise OssError(400, "EntityTooLarge")
         yield chunk
+
+
+def read_span(source: BinaryIO, count: int, chunk: int = 1024 * 1024) -> Iterator[bytes]:
+    """``count`` bytes from the current position of ``source``, in chunks."""
+    while count > 0:
+        data = source.read(min(chunk, count))
+        if not data:
+            raise OssError(500, "InternalError", "The stored object is shorter than its index entry.")
+        count -= len(data)
+        yield data
 
 
 def decode_content_md5(value: str | None) -> bytes | None:

@@ -202,3 +202,38 @@ def test_credentials_from_the_sts_server(shared_env: Env) -> None:
     assert bucket.get_object("sts-server/ok.txt").read() == b"ok"
     with pytest.raises(oss2.exceptions.AccessDenied):
         bucket.put_object("elsewhere.txt", b"no")
+
+
+@pytest.mark.parametrize("mode", ["root-v1", "sts-v4"])
+def test_upload_part_copy(shared_env: Env, mode: str) -> None:
+    bucket = make_bucket(shared_env, mode)
+    source = os.urandom(300 * 1024)
+    bucket.put_object(f"partcopy/{mode}/source", source)
+    key = f"partcopy/{mode}/target"
+    upload_id = bucket.init_multipart_upload(key).upload_id
+    first = bucket.upload_part_copy(BUCKET, f"partcopy/{mode}/source", (0, 200 * 1024 - 1), key, upload_id, 1)
+    second = bucket.upload_part_copy(BUCKET, f"partcopy/{mode}/source", (200 * 1024, None), key, upload_id, 2)
+    assert first.etag == hashlib.md5(source[: 200 * 1024]).hexdigest().upper()
+    bucket.complete_multipart_upload(key, upload_id, [oss2.models.PartInfo(1, first.etag),
+                                                      oss2.models.PartInfo(2, second.etag)])
+    assert bucket.get_object(key).read() == source
+    with pytest.raises(oss2.exceptions.NoSuchKey):
+        bucket.upload_part_copy(BUCKET, "partcopy/missing", (0, 1), key + "2",
+                                bucket.init_multipart_upload(key + "2").upload_id, 1)
+
+
+def test_copier_of_alibabacloud_oss_v2_uses_part_copy(shared_env: Env) -> None:
+    import alibabacloud_oss_v2 as oss
+
+    config = oss.config.load_default()
+    config.credentials_provider = oss.credentials.StaticCredentialsProvider(ROOT_AK, ROOT_SECRET)
+    config.region, config.endpoint, config.use_path_style = REGION, shared_env.endpoint, True
+    client = oss.Client(config)
+    source = os.urandom(350 * 1024)
+    client.put_object(oss.PutObjectRequest(bucket=BUCKET, key="copier/source", body=source))
+    copier = client.copier(part_size=100 * 1024, multipart_copy_threshold=200 * 1024, disable_shallow_copy=True)
+    copier.copy(oss.CopyObjectRequest(bucket=BUCKET, key="copier/target", source_bucket=BUCKET,
+                                      source_key="copier/source"))
+    copied = client.get_object(oss.GetObjectRequest(bucket=BUCKET, key="copier/target"))
+    assert copied.body.read() == source
+    assert copied.headers["x-oss-object-type"] == "Multipart"

@@ -74,8 +74,14 @@ class OssRequestHandler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return "AliyunOSS"
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # Method and path only: the query string can carry signatures and security tokens.
+        path = getattr(self, "path", "").split("?", 1)[0]
+        log.debug("%s %s %s %s", self.client_address[0], getattr(self, "command", "-"), path, code)
+
     def log_message(self, format: str, *args: object) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+        # http.server's own messages (bad request lines...) may quote the raw request line: keep it out.
+        log.debug("%s http.server message suppressed", self.client_address[0])
 
     def do_GET(self) -> None:
         self._handle()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from urllib.parse import quote
 
@@ -26,6 +27,9 @@ CANONICAL_PREFIX = "oss-url-link/1"
 LINK_OPTIONS = ("disposition", "filename")
 LINK_PARAMS = frozenset({"exp", "sig", *LINK_OPTIONS})
 MAX_EXP_DIGITS = 12
+# The canonical string is line-based: a control character (newline above all) inside a value could make
+# one set of options read as another (``disposition=attachment\nfilename=x``), so none is ever signed.
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class InvalidLink(Forbidden):
@@ -52,7 +56,10 @@ def _clean_options(options: Mapping[str, str | None]) -> dict[str, str]:
     unknown = sorted(set(cleaned) - set(LINK_OPTIONS))
     if unknown:
         raise InvalidParameter(f"proxy links carry only {', '.join(LINK_OPTIONS)}; not {unknown[0]!r}")
-    return {name: str(value) for name, value in cleaned.items()}
+    values = {name: str(value) for name, value in cleaned.items()}
+    if any(_CONTROL_CHARS.search(value) for value in values.values()):
+        raise InvalidParameter("proxy link options must not contain control characters")
+    return values
 
 
 def make_link(base_url: str, key: str, *, secret: str, expires_at: int,
@@ -88,6 +95,8 @@ def verify_link(key: str, query: Mapping[str, str], *, secret: str, now: float) 
         raise InvalidLink("the link is malformed (exp and sig are required)")
     exp = int(exp_text)
     options = {name: query[name] for name in LINK_OPTIONS if query.get(name)}
+    if any(_CONTROL_CHARS.search(value) for value in options.values()):
+        raise InvalidLink("the link is malformed")
     expected = link_signature(secret, key, exp, options)
     # Constant time, and on ASCII bytes so a non-ASCII forgery cannot raise instead of failing.
     if not hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "replace")):

@@ -320,11 +320,12 @@ def test_progress_lines_are_logged(stack: Stack) -> None:
 
 def test_hand_off_with_parts_spanning_several_prefixes_loses_no_rows(
         stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    """300 prefixes of 10 keys, parts spanning many of them: a hand-off with rows of finished prefixes still in
+    """40 prefixes of 10 keys, parts spanning many of them: a hand-off with rows of finished prefixes still in
     memory must resume from the last uploaded row, not from the next prefix."""
     export_handler, runtime, context = in_process(stack)
     monkeypatch.setenv("FC_FUNCTION_NAME", stack.template.function_by_short_name("export").name)
-    payload = {"prefixes": [f"data/b{b:02d}/00{d}" for b in range(BATCHES) for d in range(10)], "format": "csv",
+    batches = 4
+    payload = {"prefixes": [f"data/b{b:02d}/00{d}" for b in range(batches) for d in range(10)], "format": "csv",
                "part_size": PART}
     ticks = iter(range(10**6))
 
@@ -338,7 +339,8 @@ def test_hand_off_with_parts_spanning_several_prefixes_loses_no_rows(
     done = wait_for_async(stack, first["export_id"])
     single = stack.gateway.invoke("export", timer_event("spanning-ref", payload))
     body = read_export(stack, done["key"])
-    assert [r["key"] for r in read_rows(body, "csv")] == [k for k in data_keys() if k not in TRICKY]
+    expected = [k for k in data_keys() if k not in TRICKY and int(k.split("/")[1][1:]) < batches]
+    assert [r["key"] for r in read_rows(body, "csv")] == expected
     assert body == read_export(stack, single["key"])
 
 

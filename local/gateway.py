@@ -397,6 +397,7 @@ def _make_http_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in separate writes
         server_version = "local-fc"
 
         def log_message(self, *_args: Any) -> None:  # the functions log their own access lines

@@ -738,6 +738,7 @@ class StsService:
 
 class _StsHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
     server_version = "LocalSTS"
     sys_version = ""
     service: StsService  # set on the subclass made by make_sts_server

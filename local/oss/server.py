@@ -68,6 +68,7 @@ def parse_query(raw: str) -> list[tuple[str, str]]:
 
 class OssRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
     server: OssHttpServer
     timeout = 300
 

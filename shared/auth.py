@@ -311,6 +311,8 @@ def _jwt_identity(request: Request, settings: AuthSettings) -> Identity:
     token = request.bearer_token()
     if token is None:
         raise Unauthorized("a bearer token is required (Authorization: Bearer <JWT>)", headers=_jwt_challenge())
+    if not token.isascii():  # base64url and dots only; a lone surrogate would make PyJWT raise UnicodeEncodeError
+        raise _invalid_token("the token is malformed")
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:

@@ -166,3 +166,25 @@ def test_a_signature_from_another_key_or_a_tampered_payload_is_refused() -> None
     assert outcome(jwt.encode(claims(), ATTACKER, algorithm="RS256")) == 401
     header, _, signature = jwt.encode(claims(), KEY, algorithm="RS256").split(".")
     assert outcome(f"{header}.{_b64(json.dumps(claims(sub='bob')).encode())}.{signature}") == 401
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 1e308, -1e308, 10**400])
+def test_non_finite_or_huge_time_claims_are_refused_not_a_500(claim: str, value: Any) -> None:
+    # json.dumps writes Infinity / NaN, which json.loads (and so PyJWT) reads back as floats.
+    token = raw_rs256({"alg": "RS256"}, claims(**{claim: value}))
+    assert outcome(token) in (401, "users/alice/")
+
+
+@pytest.mark.parametrize("token", ["\ud800.a.b", "eyJhbGciOiJSUzI1NiJ9.\ud800.x", "eyJhbGciOiJSUzI1NiJ9.e30.\udfff",
+                                   "\u00e9.a.b", "a\x00.b.c", "a.b", "....", "a" * 10000])
+def test_a_malformed_token_is_a_401_even_through_the_handler(monkeypatch: pytest.MonkeyPatch, token: str) -> None:
+    """A JSON event may carry a lone surrogate ("\\ud800"); PyJWT then raised UnicodeEncodeError (a 500)."""
+    from functions.sign.handler import handler
+    from tests.sign.helpers import context, event, install_env
+
+    install_env(monkeypatch, AUTH_MODE="jwt", JWT_ISSUER=ISSUER, JWT_AUDIENCE=AUDIENCE, JWT_PUBLIC_KEY=PUBLIC_PEM)
+    response = handler(json.dumps(event("GET", "/sign", query={"key": "users/alice/a"}, api_key=None,
+                                        headers={"Authorization": f"Bearer {token}"})), context())
+    assert response["statusCode"] == 401, response
+    assert json.loads(response["body"])["code"] == "Unauthorized"

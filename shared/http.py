@@ -221,6 +221,11 @@ def _decoded(raw_path: str) -> str:
 
 def json_response(status: int, data: Any, headers: Mapping[str, str] | None = None) -> Response:
     body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    if not body.isascii():
+        try:
+            body.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate echoed from the event: escape it, or no runtime can send it
+            body = json.dumps(data, separators=(",", ":"), ensure_ascii=True)
     return {
         "statusCode": status,
         "headers": {"Content-Type": JSON_CONTENT_TYPE, **(headers or {})},

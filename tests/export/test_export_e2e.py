@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ import pytest
 
 from local.up import Stack, root_bucket, start_stack
 from local.worker import build_context
-from shared import config
+from shared import config, credentials
 from shared.export import Checkpoint, read_rows
 from shared.webhook import verify_signature
 from tests.on_upload.receiver import Receiver, webhook_receiver
@@ -360,3 +361,39 @@ def test_a_failed_export_notice_fails_the_invocation_and_is_sent_on_the_retry(
     assert checkpoint(stack, export).notified
     notices = [json.loads(r.body) for r in receiver.requests if json.loads(r.body).get("export_id") == export]
     assert len(notices) == 3 and fetch(notices[-1]["url"]) == read_export(stack, saved.output_key)
+
+
+def test_two_deliveries_of_one_tick_at_once_make_one_export(stack: Stack) -> None:
+    """Both instances run at the same moment: the checkpoint is created with x-oss-forbid-overwrite, one wins."""
+    event = timer_event("race", {"prefixes": ["data/b0"], "format": "jsonl"})
+    results: list[dict[str, Any]] = []
+    barrier = threading.Barrier(2)
+
+    def deliver() -> None:
+        barrier.wait()
+        results.append(stack.gateway.invoke("export", event))
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    statuses = sorted(r["status"] for r in results)
+    assert statuses.count("done") == 1 and len(statuses) == 2, results
+    assert set(statuses) - {"done"} <= {"in_progress", "already_done"}
+    done = next(r for r in results if r["status"] == "done")
+    assert done["rows"] == 10 * PER_BATCH
+
+
+def test_the_checkpoint_is_created_only_once(stack: Stack) -> None:
+    from shared.storage import OssClient
+
+    export_handler, runtime, context = in_process(stack)
+    creds = credentials.function_credentials(context)
+    request = export_handler.parse_request(timer_event("once", PAYLOAD), runtime.settings)
+    client = OssClient.from_settings(runtime.settings, lambda: creds)
+    job = export_handler.ExportJob(runtime, client, context, request, deadline=10**9, clock=time.monotonic,
+                                   timeout=900)
+    state = job._new_checkpoint(datetime.now(timezone.utc))
+    assert job.save(state, create=True) is True
+    assert job.save(state, create=True) is False  # 409 FileAlreadyExists from the store

@@ -6,6 +6,7 @@ The context carries valid credentials, so every path up to signing is reachable;
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -63,6 +64,7 @@ def _field_mutation(valid: dict[str, Any]) -> st.SearchStrategy:
 def _check(response: dict[str, Any]) -> None:
     status = response["statusCode"]
     assert status < 500, response
+    response["body"].encode("utf-8")  # the runtime must be able to send it
     if status >= 400 and response["body"] != "":  # HEAD answers carry headers only
         body = json.loads(response["body"])
         assert set(body) == {"code", "message", "requestId"}, body
@@ -116,3 +118,29 @@ class TestDownload:
     def test_events_never_500(self, mutated: Any) -> None:
         raw = mutated if isinstance(mutated, (bytes, str)) else json.dumps(mutated)
         _check(download_handler(raw, context()))
+
+
+def _b64_segments(parts: list[bytes]) -> str:
+    return ".".join(base64.urlsafe_b64encode(part).decode().rstrip("=") for part in parts)
+
+
+class TestTokenJwtMode:
+    """Garbage bearer tokens (no valid one, so no STS call is ever made): always a 4xx."""
+
+    @pytest.fixture(autouse=True)
+    def env(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        install_env(monkeypatch, AUTH_MODE="jwt", JWT_ISSUER="https://idp.example.test/", JWT_AUDIENCE="api",
+                    JWT_ALGORITHMS="RS256,HS256", JWT_HS256_SECRET="review-hs256-secret-0123456789",
+                    JWT_JWKS='{"keys": []}', STS_ROLE_ARN="acs:ram::1234567890123456:role/vended")
+
+    @FUZZ
+    @given(token=st.one_of(NASTY_TEXT, st.lists(st.text(max_size=30), min_size=1, max_size=4).map(".".join),
+                           st.lists(st.binary(max_size=40), min_size=3, max_size=3).map(_b64_segments)),
+           scheme=st.sampled_from(["Bearer", "bearer", "ApiKey", "Basic", ""]))
+    def test_tokens_never_500(self, token: str, scheme: str) -> None:
+        from functions.token.handler import handler as token_handler
+
+        headers = {"authorization": f"{scheme} {token}"}
+        response = token_handler(json.dumps(event("POST", "/sts", headers=headers, api_key=None)), context())
+        _check(response)
+        assert response["statusCode"] in (400, 401, 403)

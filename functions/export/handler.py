@@ -54,6 +54,7 @@ from shared.export import (
     header,
     output_key,
     parse_options,
+    safe_name,
     signing_time,
     url_signer,
 )
@@ -69,6 +70,7 @@ PROGRESS_INTERVAL_SECONDS = 1.5
 MAX_HOPS = 1000
 HANDOFF_LEASE_SECONDS = 900  # how long a handed-off export waits for its continuation before anyone may resume
 LEASE_MARGIN_SECONDS = 60
+STALE_LOOKBACK = timedelta(days=7)  # how far back a new tick looks for exports that died unfinished
 # Sorts after every key that starts with a prefix (keys are compared as UTF-8 bytes = code points).
 AFTER_PREFIX = "\U0010ffff"
 
@@ -226,6 +228,7 @@ class ExportJob:
             checkpoint = self._new_checkpoint(now)
             if not self.save(checkpoint, create=True):  # another delivery of this tick won the race
                 return self._status("in_progress")
+            self._resume_stale_exports(now)
         else:
             if checkpoint.state == "done":
                 if not checkpoint.notified:
@@ -252,6 +255,25 @@ class ExportJob:
             except Exception as release_error:  # the lease then expires on its own
                 self.logger.warning("export.lease_release_failed", error=type(release_error).__name__)
             raise
+
+    def _resume_stale_exports(self, now: datetime) -> None:
+        """A new tick also resumes this trigger's recent exports whose invocation died without handing off
+        (killed at its timeout, continuation lost): running, lease expired. Best effort, never fatal."""
+        folder = self.state_key.rsplit("/", 1)[0] + "/"
+        prefix = folder + safe_name(self.request.trigger_name) + "-"
+        try:
+            for info in self.client.iter_objects(prefix):
+                if info.key == self.state_key or now - info.last_modified > STALE_LOOKBACK:
+                    continue
+                stale = Checkpoint.from_json(self.client.get_object(info.key).body)
+                if stale.state != "running" or stale.lease_held_by_other(None, now):
+                    continue
+                hop = stale.hops + 1
+                body = json.dumps({"continuation": {"export_id": stale.export_id, "hop": hop}}).encode()
+                invoke_self_async(self.settings, self.context, body)
+                self.logger.warning("export.resumed_stale", stale_export_id=stale.export_id, hop=hop)
+        except Exception as error:  # the new tick's own export matters more
+            self.logger.warning("export.stale_scan_failed", error=type(error).__name__)
 
     def _lease_until(self) -> datetime:
         return datetime.now(timezone.utc) + timedelta(seconds=self.timeout + LEASE_MARGIN_SECONDS)

@@ -377,3 +377,25 @@ def test_the_checkpoint_is_created_only_once(stack: Stack) -> None:
     state = job._new_checkpoint(datetime.now(timezone.utc))
     assert job.save(state, create=True) is True
     assert job.save(state, create=True) is False  # 409 FileAlreadyExists from the store
+
+
+def test_the_next_tick_resumes_an_export_that_died_unfinished(stack: Stack, reference: dict[str, Any]) -> None:
+    """Killed at its timeout and the platform's retries spent: the next tick of the same trigger picks it up."""
+    export_handler, runtime, context = in_process(stack)
+
+    def kill(number: int) -> None:
+        if number == 2:
+            raise Crash("killed")
+
+    runtime.hooks.after_part = kill
+    with pytest.raises(Crash):
+        export_handler.run(timer_event("sweep", PAYLOAD), context, runtime)
+    dead = "sweep-" + TICK.strftime("%Y%m%dT%H%M%SZ")
+    saved = checkpoint(stack, dead)
+    past = datetime.now(timezone.utc) - timedelta(seconds=1)
+    root_bucket(stack).put_object(f"_exports/.checkpoints/{dead}.json", saved.with_lease("dead", past).to_json())
+    next_tick = TICK + timedelta(hours=1)
+    fresh = stack.gateway.invoke("export", timer_event("sweep", {"prefixes": ["exampledir/"]}, tick=next_tick))
+    assert fresh["status"] == "done"
+    resumed = wait_for_async(stack, dead)
+    assert read_export(stack, resumed["key"]) == reference["body"]

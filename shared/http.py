@@ -23,7 +23,7 @@ import structlog
 
 from shared import config
 from shared import logging as log
-from shared.errors import AppError, BadRequest, Forbidden, MethodNotAllowed, PayloadTooLarge
+from shared.errors import AppError, BadRequest, ConfigError, Forbidden, MethodNotAllowed, PayloadTooLarge
 
 Response = dict[str, Any]
 Route = Callable[["Request", config.Settings, Any], Response]
@@ -389,6 +389,9 @@ def http_handler(function: str, *, methods: Iterable[str] = ("GET", "POST"),
                 else:
                     if error.status >= 500:
                         logger.error("request failed", code=error.code, error=error.message)
+                    if isinstance(error, ConfigError):  # its details (variables, values) are for the operator
+                        error = ConfigError("the function is misconfigured; the operator has been told "
+                                            "(quote the request id)")
                     response = error_response(error, request_id)
             response["headers"] = _sanitized_headers({**response.get("headers", {}), **cors})
             if request is not None and request.method == "HEAD":  # headers only, whatever the route built

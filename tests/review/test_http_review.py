@@ -27,3 +27,25 @@ def test_ordinary_non_ascii_stays_readable(monkeypatch: pytest.MonkeyPatch) -> N
     install_env(monkeypatch)
     response = sign_handler(json.dumps(event("POST", "/sign", body={"keys": ["exampledir/\u62a5.txt"]})), context())
     assert "exampledir/\u62a5.txt" in response["body"]  # not \\u-escaped when it need not be
+
+
+def test_a_configuration_error_tells_the_operator_not_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anyone can trigger the error answer of a misconfigured function: its details (variable names, the
+    rejected value of a non-secret variable such as an internal JWKS host) belong in the log only."""
+    import io
+
+    from shared import logging as log
+
+    install_env(monkeypatch, AUTH_MODE="jwt", JWT_ISSUER="https://idp.example.test/", JWT_AUDIENCE="api",
+                JWT_JWKS_URL="ftp://idp.internal.corp:8443/keys")
+    stream = io.StringIO()
+    log.configure("info", stream=stream)
+    try:
+        response = sign_handler(json.dumps(event("GET", "/sign", query={"key": "exampledir/a"})), context())
+    finally:
+        log.configure("warning")
+    body = json.loads(response["body"])
+    assert (response["statusCode"], body["code"]) == (500, "MisconfiguredFunction")
+    assert "idp.internal.corp" not in response["body"] and "JWT_JWKS_URL" not in response["body"]
+    assert body["requestId"] and "request id" in body["message"]
+    assert "JWT_JWKS_URL" in stream.getvalue()  # the operator still learns what is wrong

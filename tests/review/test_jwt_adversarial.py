@@ -149,12 +149,15 @@ def test_kid_selects_only_among_configured_keys() -> None:
     ({"aud": [AUDIENCE, "other"]}, "users/alice/"),  # RFC 7519: one of the audiences is ours
     ({"aud": ["other", "another"]}, 401),
     ({"aud": AUDIENCE.upper()}, 401),
-    ({"exp": int(time.time()) - 20}, "users/alice/"),  # inside the 30 s leeway
-    ({"exp": int(time.time()) - 45}, 401),
-    ({"nbf": int(time.time()) + 120}, 401),
-    ({"iat": int(time.time()) + 120}, 401),
+    ({"exp": "now-20"}, "users/alice/"),  # inside the 30 s leeway
+    ({"exp": "now-45"}, 401),
+    ({"nbf": "now+120"}, 401),
+    ({"iat": "now+120"}, 401),
 ])
 def test_registered_claims(overrides: dict[str, Any], expected: int | str) -> None:
+    now = int(time.time())  # relative times resolved when the test runs, not when it is collected
+    overrides = {name: now + int(value[3:]) if isinstance(value, str) and value.startswith("now") else value
+                 for name, value in overrides.items()}
     assert outcome(jwt.encode(claims(**overrides), KEY, algorithm="RS256")) == expected
 
 

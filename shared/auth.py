@@ -23,6 +23,7 @@ import hmac
 import json
 import re
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -36,6 +37,9 @@ from shared.http import Request
 REALM = "oss-url"
 JWKS_TIMEOUT_SECONDS = 5
 JWKS_CACHE_SECONDS = 300
+# After a failed JWKS fetch, callers get a 503 at once for this long instead of a new fetch each (and a
+# wait of up to JWKS_TIMEOUT_SECONDS): unauthenticated requests must not hammer a struggling provider.
+JWKS_FAILURE_PAUSE_SECONDS = 5
 
 # Used with fullmatch: a '$' after re.match would accept a trailing newline ("alice\n").
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9._@-]{1,128}")
@@ -224,6 +228,7 @@ def _invalid_token(message: str) -> Unauthorized:
 
 _jwks_clients: dict[str, Any] = {}
 _jwks_lock = threading.Lock()
+_jwks_failed_at: dict[str, float] = {}  # url -> time.monotonic() of the last failed fetch
 
 
 def _jwks_client(url: str) -> Any:
@@ -273,12 +278,18 @@ def _verification_key(token: str, header: Mapping[str, Any], settings: AuthSetti
         if not (settings.jwt_jwks_url or settings.jwt_public_key):
             raise _invalid_token("the token's signing key is unknown")
     if settings.jwt_jwks_url:
+        url = settings.jwt_jwks_url
+        unavailable = ServiceUnavailable("the identity provider's keys are unavailable; retry later",
+                                         headers={"Retry-After": str(JWKS_FAILURE_PAUSE_SECONDS)})
+        failed_at = _jwks_failed_at.get(url)
+        if failed_at is not None and time.monotonic() - failed_at < JWKS_FAILURE_PAUSE_SECONDS:
+            raise unavailable
         try:
-            return _jwks_client(settings.jwt_jwks_url).get_signing_key_from_jwt(token).key
+            return _jwks_client(url).get_signing_key_from_jwt(token).key
         except jwt.PyJWKClientConnectionError:
-            log.get_logger().warning("JWKS fetch failed", url=settings.jwt_jwks_url)
-            raise ServiceUnavailable("the identity provider's keys are unavailable; retry later",
-                                     headers={"Retry-After": "5"}) from None
+            _jwks_failed_at[url] = time.monotonic()
+            log.get_logger().warning("JWKS fetch failed", url=url)
+            raise unavailable from None
         except (jwt.PyJWKClientError, jwt.PyJWKError, jwt.DecodeError):
             if not settings.jwt_public_key:
                 raise _invalid_token("the token's signing key is unknown") from None
@@ -363,6 +374,7 @@ def reset_caches() -> None:
     global _anonymous_warned
     with _jwks_lock:
         _jwks_clients.clear()
+    _jwks_failed_at.clear()
     _inline_jwks.clear()
     _public_keys.clear()
     with _tables_lock:

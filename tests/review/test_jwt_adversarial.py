@@ -191,3 +191,38 @@ def test_a_malformed_token_is_a_401_even_through_the_handler(monkeypatch: pytest
                                         headers={"Authorization": f"Bearer {token}"})), context())
     assert response["statusCode"] == 401, response
     assert json.loads(response["body"])["code"] == "Unauthorized"
+
+
+def test_an_unreachable_jwks_is_not_fetched_again_for_every_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a pause after a failed fetch, every unauthenticated request with any token makes the function
+    call the identity provider (and wait up to the timeout): a cheap amplification while the IdP is down."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hits: list[str] = []
+
+    class Failing(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        jwks = settings(JWT_PUBLIC_KEY="", JWT_JWKS_URL=f"http://127.0.0.1:{server.server_address[1]}/jwks")
+        token = jwt.encode(claims(), KEY, algorithm="RS256", headers={"kid": "k1"})
+        outcomes = [outcome(token, jwks) for _ in range(10)]
+        fetches_while_paused = len(hits)
+        monkeypatch.setattr(auth, "JWKS_FAILURE_PAUSE_SECONDS", 0)  # the pause is over: fetched again
+        assert outcome(token, jwks) == 503 and len(hits) == fetches_while_paused + 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert outcomes == [503] * 10
+    assert fetches_while_paused == 1, hits

@@ -88,7 +88,7 @@ _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 def _bucket(raw: str) -> str:
     value = raw.strip()
-    if not _BUCKET_RE.match(value):
+    if not _BUCKET_RE.fullmatch(value):
         raise ValueError("expected a bucket name: 3-63 of a-z, 0-9 and '-', not starting or ending with '-'")
     return value
 
@@ -100,7 +100,7 @@ def _region(raw: str) -> str:
     value = raw.strip()
     if value.startswith("oss-"):
         value = value[4:]
-    if not _REGION_RE.match(value):
+    if not _REGION_RE.fullmatch(value):
         raise ValueError("expected a region id such as cn-hangzhou")
     return value
 
@@ -137,7 +137,7 @@ def _endpoint(raw: str) -> Endpoint | None:
         if parts.scheme not in {"http", "https"} or parts.path not in {"", "/"} or parts.query:
             raise ValueError("expected host[:port] or http(s)://host[:port] with no path")
         scheme, value = parts.scheme, parts.netloc
-    if not _HOST_RE.match(value):
+    if not _HOST_RE.fullmatch(value):
         raise ValueError("expected host[:port] or http(s)://host[:port]")
     return Endpoint(host=value.lower(), scheme=scheme)
 
@@ -150,6 +150,16 @@ def _url(raw: str) -> str:
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ValueError("expected an http(s) URL")
     return value.rstrip("/")
+
+
+def _https_url(raw: str) -> str:
+    """An https URL; plain http only for loopback (a JWKS fetched in clear text can be swapped in transit)."""
+    value = _url(raw)
+    if value and not value.startswith("https://"):
+        host = urlsplit(value).hostname or ""
+        if host not in {"localhost", "127.0.0.1", "::1"}:
+            raise ValueError("expected an https URL (http only for localhost)")
+    return value
 
 
 def _json_object(raw: str) -> dict[str, Any]:
@@ -251,8 +261,8 @@ VARIABLES: tuple[Variable, ...] = (
        "PEM", used_by=AUTHENTICATING_FUNCTIONS),
     _v("JWT_JWKS", "auth.jwt_jwks", _text, "", "Inline JWKS document with the signing keys", "JSON",
        used_by=AUTHENTICATING_FUNCTIONS),
-    _v("JWT_JWKS_URL", "auth.jwt_jwks_url", _url, "", "URL of the identity provider's JWKS document",
-       "https URL", used_by=AUTHENTICATING_FUNCTIONS),
+    _v("JWT_JWKS_URL", "auth.jwt_jwks_url", _https_url, "", "URL of the identity provider's JWKS document",
+       "https URL (http only for localhost)", used_by=AUTHENTICATING_FUNCTIONS),
     _v("JWT_HS256_SECRET", "auth.jwt_hs256_secret", _secret, "",
        "Shared secret for HS256 caller JWTs", "at least 16 characters",
        used_by=AUTHENTICATING_FUNCTIONS, secret=True),

@@ -369,15 +369,17 @@ class OssApi:
         return blob
 
     def _put_object(self, call: Call, principal: Principal, bucket: str, key: str) -> Reply:
-        existing = self.storage.get_object(bucket, key)
-        if existing is not None and (call.header("x-oss-forbid-overwrite") or "").lower() == "true":
-            raise OssError(409, "FileAlreadyExists", "The object you specified already exists and can not be "
-                                                      "overwritten.")
+        forbid_overwrite = (call.header("x-oss-forbid-overwrite") or "").lower() == "true"
+        if forbid_overwrite and self.storage.get_object(bucket, key) is not None:  # early answer, body unread
+            raise _file_exists()
         blob = self._receive(call, rules.MAX_OBJECT_SIZE)
         record = ObjectRecord(bucket, key, blob.size, blob.etag, self.clock(),
                               call.header("content-type") or "application/octet-stream",
                               rules.metadata_from(call.headers), blob.path)
-        delta = self.storage.put_object(record)
+        delta = self.storage.put_object(record, forbid_overwrite=forbid_overwrite)
+        if delta is None:  # another request created it while this body was arriving
+            self.storage.discard_blob(blob.path)
+            raise _file_exists()
         self._publish("ObjectCreated:PutObject", call, principal, record, delta)
         return Reply(200, {"ETag": f'"{blob.etag}"', "Content-MD5": blob.content_md5})
 
@@ -678,3 +680,7 @@ _OPERATIONS = frozenset(
 def _subresources(call: Call) -> set[str]:
     """Query names present that select an operation (acl, uploads, cors, tagging, ...)."""
     return {name for name in call.params if name in _OPERATIONS}
+
+
+def _file_exists() -> OssError:
+    return OssError(409, "FileAlreadyExists", "The object you specified already exists and can not be overwritten.")

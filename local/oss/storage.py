@@ -258,12 +258,17 @@ class Storage:
         ).fetchone()
         return _object(row) if row else None
 
-    def put_object(self, record: ObjectRecord) -> int:
-        """Index the object (its blob is already in place); return the size delta; drop the old blob."""
+    def put_object(self, record: ObjectRecord, *, forbid_overwrite: bool = False) -> int | None:
+        """Index the object (its blob is already in place); return the size delta; drop the old blob.
+
+        With ``forbid_overwrite`` an existing key wins and None is returned: the check and the write are
+        one transaction, so of two concurrent creates exactly one succeeds (as OSS does)."""
         with self._transaction() as conn:
             old = conn.execute(
                 "SELECT path, size FROM objects WHERE bucket = ? AND key = ?", (record.bucket, record.key)
             ).fetchone()
+            if old and forbid_overwrite:
+                return None
             conn.execute(
                 "INSERT OR REPLACE INTO objects "
                 "(bucket, key, size, etag, last_modified, content_type, metadata, path, object_type) "

@@ -432,6 +432,23 @@ def v4_timestamp(moment: datetime) -> str:
 # =============================================================================================
 
 
+def is_v1_ambiguous_key(key: str) -> bool:
+    """True if a V1 signature for ``key`` would also sign another request: V1 signs the key raw, so
+    ``a?uploadId=1`` is signed exactly as object ``a`` with the sub-resource ``uploadId=1`` (ListParts)
+    and ``?acl`` as the bucket's ACL. oss2 refuses keys starting with ``?`` for the same reason."""
+    _, question, rest = key.partition("?")
+    if not question:
+        return False
+    name = rest.split("&", 1)[0].split("=", 1)[0]
+    # The service's own list is not published in full: the SDKs' names and any x-oss-* name count.
+    return name in V1_SUBRESOURCES or name.startswith("x-oss-") or name == "cloudboxes"
+
+
+def _refuse_v1_ambiguous(key: str) -> None:
+    if "?" in key and is_v1_ambiguous_key(key):
+        raise InvalidKey("this key cannot be signed with V1 (it reads as a sub-resource request); use V4")
+
+
 def v1_canonical_resource(
     bucket: str | None,
     key: str | None,
@@ -560,10 +577,9 @@ class Signer:
         results = []
         for index, key in enumerate(keys):
             try:
-                validate_key(key)
+                results.append(PresignedUrl(sign_key(validate_key(key)), method, headers, validity))
             except InvalidKey as error:
                 raise InvalidKey(f"keys[{index}]: {error.message}") from None
-            results.append(PresignedUrl(sign_key(key), method, headers, validity))
         return results
 
     def validity(self, expires: int, *, now: datetime | None = None) -> Validity:
@@ -655,6 +671,7 @@ class Signer:
         url_tail = "?" + "&".join(query) + "&Signature="
 
         def sign_key(key: str) -> str:
+            _refuse_v1_ambiguous(key)
             string_to_sign = sts_head + key + sts_tail
             digest = hmac.digest(secret, string_to_sign.encode("utf-8"), "sha1")
             signature = binascii.b2a_base64(digest, newline=False).decode("ascii")
@@ -694,6 +711,8 @@ class Signer:
         if self.version == "v4":
             out_headers = self._v4_header_auth(method, key, params, headers, additional_headers, moment)
         else:
+            if key is not None:
+                _refuse_v1_ambiguous(key)
             out_headers = self._v1_header_auth(method, key, params, headers, moment)
         url = self._base_url + (encode_key_path(key) if key else "")
         query = "&".join(

@@ -22,7 +22,7 @@ from shared.config import Settings
 from shared.disposition import content_disposition
 from shared.errors import Forbidden, InvalidParameter
 from shared.keys import SigningError
-from shared.signing import V1_SUBRESOURCES, Endpoint, PresignOptions
+from shared.signing import Endpoint, PresignOptions
 from shared.validity import ValidityPolicy
 
 if TYPE_CHECKING:
@@ -156,17 +156,6 @@ def check_v1_options(options: PresignOptions, where: str = "") -> None:
     for name, value in options.query_params().items():
         if "&" in value:
             raise InvalidParameter(f"{where}{name} must not contain '&' in a V1 URL; use version v4")
-
-
-def is_v1_ambiguous_key(key: str) -> bool:
-    """True if a V1 signature for ``key`` would also sign another request: V1 signs the key raw, so
-    ``a?uploadId=1`` is signed exactly as object ``a`` with the sub-resource ``uploadId=1`` (ListParts)."""
-    _, question, rest = key.partition("?")
-    if not question:
-        return False
-    name = rest.split("&", 1)[0].split("=", 1)[0]
-    # The service's own list is not published in full: the SDKs' names and any x-oss-* name count.
-    return name in V1_SUBRESOURCES or name.startswith("x-oss-") or name == "cloudboxes"
 
 
 def download_options(query: Mapping[str, str], where: str = "") -> tuple[str | None, str | None, str | None]:

@@ -30,8 +30,8 @@ from shared.config import Settings
 from shared.credentials import signing_credentials
 from shared.errors import AppError, InvalidParameter, NotFound
 from shared.keys import InvalidKey, KeyOutsideScope, validate_key
-from shared.signing import PresignOptions, Signer
-from shared.url_options import download_options, is_v1_ambiguous_key, url_endpoint
+from shared.signing import PresignOptions, Signer, is_v1_ambiguous_key
+from shared.url_options import download_options, url_endpoint
 from shared.validity import ValidityPolicy
 
 FUNCTION = "download"

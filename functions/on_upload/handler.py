@@ -20,6 +20,7 @@ the event; what already succeeded is reused on the retry.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from shared import logging as log
 from shared.errors import AppError, UpstreamError
 from shared.events import OssObjectRecord, parse_oss_event, parse_time
 from shared.export import KeyFilter, signing_time, url_signer
+from shared.keys import InvalidKey
 from shared.storage import OssClient, OssError
 from shared.validity import format_utc
 from shared.webhook import WebhookClient, WebhookError, idempotency_key
@@ -113,7 +115,12 @@ def process(event: bytes | str | dict[str, Any], context: Any, runtime: Runtime)
                 continue
             if signer is None:  # one signer per invocation: the fast path, and one credentials read
                 signer = url_signer(settings, credentials.signing_credentials(context, settings))
-            link = _link(client, signer, record, key, info, runtime)
+            try:
+                link = _link(client, signer, record, key, info, runtime)
+            except InvalidKey as error:  # permanent (e.g. a V1-ambiguous key): retrying cannot help
+                logger.warning("upload.unsignable_key", key=key, message=error.message)
+                skipped.append({"key": key, "reason": "unsignable_key"})
+                continue
             _deliver(link, runtime)
             links.append({"key": key, "link_record": link["link_record"], "reused": link.pop("_reused")})
             logger.info("upload.link", key=key, size=link["size"], etag=link["etag"],
@@ -156,7 +163,7 @@ def _resolve(client: OssClient, record: OssObjectRecord) -> tuple[str, Any] | No
 def _link(client: OssClient, signer: Any, record: OssObjectRecord, key: str, info: Any,
           runtime: Runtime) -> dict[str, Any]:
     settings = runtime.settings
-    record_key = f"{settings.upload.links_prefix}{key}.json"
+    record_key = link_record_key(settings.upload.links_prefix, key)
     existing = _existing_link(client, record_key, info.etag)
     if existing is not None:
         existing["_reused"] = True
@@ -186,6 +193,18 @@ def _link(client: OssClient, signer: Any, record: OssObjectRecord, key: str, inf
     client.put_object(record_key, body, content_type="application/json; charset=utf-8")
     link["_reused"] = False
     return link
+
+
+MAX_KEY_BYTES = 1023
+
+
+def link_record_key(links_prefix: str, key: str) -> str:
+    """`<links>/<key>.json`; a key too long for that gets `<links>/_long/<sha256 of key>.json` (the record
+    names the key), so every object gets a record instead of failing on every retry."""
+    record_key = f"{links_prefix}{key}.json"
+    if len(record_key.encode("utf-8")) <= MAX_KEY_BYTES:
+        return record_key
+    return f"{links_prefix}_long/{hashlib.sha256(key.encode('utf-8')).hexdigest()}.json"
 
 
 def _existing_link(client: OssClient, record_key: str, etag: str) -> dict[str, Any] | None:

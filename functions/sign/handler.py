@@ -37,8 +37,8 @@ from shared.keys import (
     validate_key,
     validate_scope_prefix,
 )
-from shared.signing import Credentials, PresignedUrl, Signer
-from shared.url_options import UrlSpec, is_v1_ambiguous_key, parse_spec, validity_policy
+from shared.signing import Credentials, PresignedUrl, Signer, is_v1_ambiguous_key
+from shared.url_options import UrlSpec, parse_spec, validity_policy
 from shared.validity import effective_validity, format_utc
 
 if TYPE_CHECKING:

@@ -290,6 +290,16 @@ _NEEDS_QUOTES = re.compile(r'[,"\r\n]')
 _json_line = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_GUARDED_START = (*FORMULA_START, "'")  # a key already starting with ' is guarded too: reading back is exact
+
+
+def _csv_key(key: str) -> str:
+    """A key that a spreadsheet would run as a formula (`=HYPERLINK(...)`) gets a leading `'` (OWASP's CSV
+    injection guard); JSON lines carry keys untouched, and every URL carries the exact key too."""
+    return _csv_field("'" + key if key.startswith(_GUARDED_START) else key)
+
+
 def _csv_field(text: str) -> str:
     """RFC 4180 minimal quoting, as csv.writer's QUOTE_MINIMAL does it (tests check the two agree)."""
     if _NEEDS_QUOTES.search(text):
@@ -303,7 +313,7 @@ def format_lines(rows: Iterable[tuple[str, str, int, str, str, str]], fmt: str) 
     if fmt == "csv":
         # URLs need no quoting: signed URLs percent-encode everything but unreserved characters, '/', '%',
         # '&', '=' and ':' (shared/keys.py), so they never hold a comma, a quote or a line break.
-        return [f"{_csv_field(key)},{url},{size},{_csv_field(etag)},{modified},{expires}\r\n"
+        return [f"{_csv_key(key)},{url},{size},{_csv_field(etag)},{modified},{expires}\r\n"
                 for key, url, size, etag, modified, expires in rows]
     return [_json_line({"key": key, "url": url, "size": size, "etag": etag, "last_modified": modified,
                         "expires_at": expires}) + "\n"
@@ -316,6 +326,10 @@ def format_rows(rows: Iterable[Row], fmt: str, *, with_header: bool = False) -> 
     return (head + "".join(format_lines((row.as_tuple() for row in rows), fmt))).encode("utf-8")
 
 
+def _unguard(key: str) -> str:
+    return key[1:] if key.startswith("'") and key[1:].startswith(_GUARDED_START) else key
+
+
 def format_time(moment: datetime) -> str:
     """`2026-11-29T09:36:46Z` (faster than strftime; the export formats one per row)."""
     return moment.astimezone(timezone.utc).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
@@ -326,7 +340,7 @@ def read_rows(data: bytes, fmt: str) -> list[dict[str, Any]]:
     text = data.decode("utf-8")
     if fmt == "csv":
         reader = csv.DictReader(io.StringIO(text, newline=""))
-        return [{**row, "size": int(row["size"])} for row in reader]
+        return [{**row, "key": _unguard(row["key"]), "size": int(row["size"])} for row in reader]
     return [json.loads(line) for line in text.splitlines() if line]
 
 

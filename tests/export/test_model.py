@@ -13,6 +13,7 @@ import pytest
 from shared import config
 from shared.errors import InvalidParameter
 from shared.export import (
+    FORMULA_START,
     Checkpoint,
     ExportOptions,
     PartBuffer,
@@ -125,7 +126,7 @@ def test_csv_quoting_round_trips_through_an_independent_reader() -> None:
     data = format_rows(rows_for(TRICKY_KEYS), "csv", with_header=True)
     parsed = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
     assert parsed[0] == ["key", "url", "size", "etag", "last_modified", "expires_at"]
-    assert [row[0] for row in parsed[1:]] == TRICKY_KEYS
+    assert [row[0].removeprefix("'") if row[0].startswith("'=") else row[0] for row in parsed[1:]] == TRICKY_KEYS
     assert b'"with,comma.txt"' in data and b'"with ""quotes"".txt"' in data and b'"new\nline.txt"' in data
     assert b"plain.txt," in data  # minimal quoting
     assert data.endswith(b"\r\n")
@@ -136,8 +137,19 @@ def test_csv_quoting_round_trips_through_an_independent_reader() -> None:
 def test_fast_csv_lines_agree_with_the_csv_module(text: str) -> None:
     row = (text, "http://h/b/k%2C?x-oss-signature=ab%2C", 3, text, "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z")
     out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerow(row)
+    guarded = "'" + text if text.startswith((*FORMULA_START, "'")) else text  # the key column's formula guard
+    csv.writer(out, lineterminator="\r\n").writerow((guarded, *row[1:]))
     assert format_lines([row], "csv") == [out.getvalue()]
+
+
+@pytest.mark.parametrize("key", ["=HYPERLINK(\"http://evil\")", "+1", "-2", "@SUM(A1)", "\tx", "'=x", "'plain",
+                                 "''", "a=b", "plain"])
+def test_csv_keys_never_start_a_spreadsheet_formula_and_read_back_exactly(key: str) -> None:
+    data = format_rows(rows_for([key]), "csv", with_header=True)
+    cell = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))[1][0]
+    assert not cell.startswith(FORMULA_START)
+    assert [r["key"] for r in read_rows(data, "csv")] == [key]
+    assert [r["key"] for r in read_rows(format_rows(rows_for([key]), "jsonl"), "jsonl")] == [key]
 
 
 def test_format_time() -> None:

@@ -29,6 +29,7 @@ DEMO_OBJECTS: dict[str, bytes] = {
     "exampledir/a b+c.txt": b"A key with a space and a plus sign.\n",
     "exampledir/\u62a5\u544a 2026.txt": "A key with CJK characters: \u62a5\u544a.\n".encode(),
     "users/demo/hello.txt": b"Hello, demo user (the JWT scope users/{sub}/).\n",
+    "incoming/hello world+1.txt": b"hello world",  # the object of events/on_upload.json
 }
 API_KEY_SCOPE = "exampledir/"
 JWT_SUBJECT = "demo"
@@ -147,14 +148,14 @@ def start_stack(*, data_dir: Path, auth: str = "apikey", port: int = 9999, oss_p
     )).start()
     gateway = Gateway(template, cloud, GatewayConfig(port=port, host=host, timers=timers, echo_logs=echo_logs,
                                                      instances=instances, env_overrides=env or {}))
+    stack = Stack(cloud, gateway, template, demo, auth)
     try:
+        if seed:  # before the triggers are subscribed: seeding the demo is not an upload to react to
+            seed_demo_objects(stack)
         gateway.start()
     except Exception:
         cloud.stop()
         raise
-    stack = Stack(cloud, gateway, template, demo, auth)
-    if seed:
-        seed_demo_objects(stack)
     return stack
 
 

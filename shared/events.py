@@ -16,15 +16,21 @@ percent-/plus-decoded forms when they differ, so a handler can resolve the ambig
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, unquote_plus
 
+from shared import config
+from shared import logging as log
 from shared.errors import InvalidParameter
+
+R = TypeVar("R")
 
 __all__ = [
     "InvalidEvent",
@@ -222,3 +228,30 @@ def parse_timer_event(raw: bytes | bytearray | str | Mapping[str, Any]) -> Timer
         raise InvalidEvent("the timer event's payload must be a string")
     return TimerEvent(trigger_time=trigger_time, trigger_time_raw=str(time_raw), trigger_name=name.strip(),
                       payload=payload)
+
+
+def event_handler(function: str, build_runtime: Callable[[config.Settings], R]
+                  ) -> Callable[[Callable[[bytes, Any, R], Any]], Callable[[bytes, Any], Any]]:
+    """``handler(event, context)`` for an event (non-HTTP) function: settings and the runtime built from
+    them once per container, then logging bound to each invocation (the HTTP functions' counterpart is
+    ``shared.http.http_handler``)."""
+
+    def decorate(process: Callable[[bytes, Any, R], Any]) -> Callable[[bytes, Any], Any]:
+        built: list[R] = []
+        lock = threading.Lock()
+
+        @functools.wraps(process)
+        def handler(event: bytes, context: Any) -> Any:
+            if not built:
+                with lock:
+                    if not built:
+                        settings = config.load(function)
+                        log.configure(settings.log.level)
+                        log.register_secrets((settings.webhook.secret, settings.download.link_secret))
+                        built.append(build_runtime(settings))
+            log.bind_invocation(function, context)
+            return process(event, context, built[0])
+
+        return handler
+
+    return decorate

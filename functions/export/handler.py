@@ -41,7 +41,7 @@ from urllib.parse import quote
 from shared import config, credentials
 from shared import logging as log
 from shared.errors import AppError, InvalidParameter, UpstreamError
-from shared.events import InvalidEvent, parse_timer_event
+from shared.events import InvalidEvent, event_handler, parse_timer_event
 from shared.export import (
     Checkpoint,
     ExportOptions,
@@ -95,25 +95,6 @@ class Runtime:
     @classmethod
     def from_settings(cls, settings: config.Settings) -> Runtime:
         return cls(settings, WebhookClient.from_settings(settings))
-
-
-_runtime: Runtime | None = None
-
-
-def _get_runtime() -> Runtime:
-    global _runtime
-    if _runtime is None:
-        settings = config.load(FUNCTION)
-        log.configure(settings.log.level)
-        log.register_secrets((settings.webhook.secret,))
-        _runtime = Runtime.from_settings(settings)
-    return _runtime
-
-
-def handler(event: bytes, context: Any) -> dict[str, Any]:
-    runtime = _get_runtime()
-    log.bind_invocation(FUNCTION, context)
-    return run(event, context, runtime)
 
 
 # --- the request ------------------------------------------------------------------------------------
@@ -610,3 +591,7 @@ def invoke_self_async(settings: config.Settings, context: Any, body: bytes) -> N
 
 
 __all__ = ["ExportJob", "Hooks", "Runtime", "handler", "invoke_self_async", "parse_request", "run"]
+
+
+# FC entry point: handler(event, context)
+handler = event_handler(FUNCTION, Runtime.from_settings)(run)

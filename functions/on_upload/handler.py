@@ -30,7 +30,7 @@ from typing import Any
 from shared import config, credentials
 from shared import logging as log
 from shared.errors import AppError, UpstreamError
-from shared.events import OssObjectRecord, parse_oss_event, parse_time
+from shared.events import OssObjectRecord, event_handler, parse_oss_event, parse_time
 from shared.export import KeyFilter, signing_time, url_signer
 from shared.keys import InvalidKey
 from shared.storage import OssClient, OssError
@@ -61,25 +61,6 @@ class Runtime:
                                max_size=upload.max_size,
                                excluded=(upload.links_prefix, settings.export.output_prefix))
         return cls(settings, key_filter, WebhookClient.from_settings(settings))
-
-
-_runtime: Runtime | None = None
-
-
-def _get_runtime() -> Runtime:
-    global _runtime
-    if _runtime is None:
-        settings = config.load(FUNCTION)
-        log.configure(settings.log.level)
-        log.register_secrets((settings.webhook.secret,))
-        _runtime = Runtime.from_settings(settings)
-    return _runtime
-
-
-def handler(event: bytes, context: Any) -> dict[str, Any]:
-    runtime = _get_runtime()
-    log.bind_invocation(FUNCTION, context)
-    return process(event, context, runtime)
 
 
 def process(event: bytes | str | dict[str, Any], context: Any, runtime: Runtime) -> dict[str, Any]:
@@ -239,3 +220,7 @@ def _deliver(link: dict[str, Any], runtime: Runtime) -> None:
         raise DeliveryFailed(f"webhook: {error.message}") from None
     log.get_logger().info("upload.webhook", key=link["key"], status=delivery.status, attempts=delivery.attempts,
                           seconds=round(time.monotonic() - started, 3))
+
+
+# FC entry point: handler(event, context)
+handler = event_handler(FUNCTION, Runtime.from_settings)(process)

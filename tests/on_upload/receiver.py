@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,13 +21,23 @@ class Received:
 class Receiver:
     url: str
     statuses: list[int] = field(default_factory=list)  # answered in order; 200 once exhausted
+    # per object key (the body's "key"): scripted answers that no other delivery in flight can consume
+    statuses_for: dict[str, list[int]] = field(default_factory=dict)
     requests: list[Received] = field(default_factory=list)
     drop_connections: int = 0  # close the first N connections without an answer (network errors)
     extra_headers: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def next_status(self) -> int:
+    def next_status(self, body: bytes = b"") -> int:
         with self.lock:
+            if self.statuses_for:
+                try:
+                    key = json.loads(body).get("key")
+                except (ValueError, AttributeError):
+                    key = None
+                scripted = self.statuses_for.get(key) if isinstance(key, str) else None
+                if scripted:
+                    return scripted.pop(0)
             return self.statuses.pop(0) if self.statuses else 200
 
 
@@ -53,7 +64,7 @@ def webhook_receiver(statuses: list[int] | None = None, *, drop_connections: int
                     self.connection.close()
                     return
                 receiver.requests.append(Received(dict(self.headers.items()), body))
-            status = receiver.next_status()
+            status = receiver.next_status(body)
             payload = b'{"ok": true}' if status < 400 else b'{"error": "scripted"}'
             self.send_response(status)
             for name, value in receiver.extra_headers.items():

@@ -186,7 +186,7 @@ def test_several_records_one_bad_the_others_are_processed_and_the_invocation_fai
 def test_webhook_failure_fails_the_invocation_and_the_gateway_retries(stack: Stack, receiver: Receiver) -> None:
     key = "incoming/webhook-retry.txt"
     before = len(stack.gateway.invocations)
-    receiver.statuses[:] = [503, 503]  # WEBHOOK_RETRIES=1: two attempts, both fail -> invocation fails
+    receiver.statuses_for[key] = [503, 503]  # WEBHOOK_RETRIES=1: two attempts, both fail -> invocation fails
     root_bucket(stack).put_object(key, b"retry me")
 
     def attempts() -> list[dict[str, Any]] | None:
@@ -206,7 +206,7 @@ def test_webhook_4xx_is_not_retried_by_the_client(stack: Stack, receiver: Receiv
     bucket = root_bucket(stack)
     bucket.put_object(key, b"four hundred")
     wait_for(lambda: hooks_for(receiver, key))
-    receiver.statuses[:] = [400]
+    receiver.statuses_for[key] = [400]
     count = len(hooks_for(receiver, key))
     with pytest.raises(FunctionError, match="HTTP 400"):
         stack.gateway.invoke("on_upload", event_for(stack, key))

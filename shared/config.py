@@ -109,7 +109,7 @@ _HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$")
 
 
 @dataclass(frozen=True)
-class Endpoint:
+class ConfiguredHost:
     """An endpoint as configured: host (with optional port) and the scheme, if one was given."""
 
     host: str
@@ -127,7 +127,7 @@ class Endpoint:
         return True
 
 
-def _endpoint(raw: str) -> Endpoint | None:
+def _endpoint(raw: str) -> ConfiguredHost | None:
     value = raw.strip()
     if not value:
         return None
@@ -139,7 +139,7 @@ def _endpoint(raw: str) -> Endpoint | None:
         scheme, value = parts.scheme, parts.netloc
     if not _HOST_RE.fullmatch(value):
         raise ValueError("expected host[:port] or http(s)://host[:port]")
-    return Endpoint(host=value.lower(), scheme=scheme)
+    return ConfiguredHost(host=value.lower(), scheme=scheme)
 
 
 def _url(raw: str) -> str:
@@ -404,23 +404,23 @@ VARIABLES_BY_NAME: Mapping[str, Variable] = {v.name: v for v in VARIABLES}
 class OssSettings:
     bucket: str
     region: str
-    endpoint: Endpoint | None
-    internal_endpoint: Endpoint | None
+    endpoint: ConfiguredHost | None
+    internal_endpoint: ConfiguredHost | None
     path_style: str
-    custom_domain: Endpoint | None
-    accelerate_endpoint: Endpoint | None
+    custom_domain: ConfiguredHost | None
+    accelerate_endpoint: ConfiguredHost | None
     account_id: str
 
     @property
-    def public_endpoint(self) -> Endpoint:
-        return self.endpoint or Endpoint(host=f"oss-{self.region}.aliyuncs.com")
+    def public_endpoint(self) -> ConfiguredHost:
+        return self.endpoint or ConfiguredHost(host=f"oss-{self.region}.aliyuncs.com")
 
     @property
-    def request_endpoint(self) -> Endpoint:
+    def request_endpoint(self) -> ConfiguredHost:
         """The endpoint the functions themselves talk to."""
         return self.internal_endpoint or self.public_endpoint
 
-    def uses_path_style(self, endpoint: Endpoint) -> bool:
+    def uses_path_style(self, endpoint: ConfiguredHost) -> bool:
         if self.path_style == "auto":
             return endpoint.is_ip
         return self.path_style == "true"
@@ -454,7 +454,7 @@ class AuthSettings:
 @dataclass(frozen=True)
 class StsSettings:
     role_arn: str | None
-    endpoint: Endpoint | None
+    endpoint: ConfiguredHost | None
     default_duration: int
     max_duration: int
     allow_list: bool

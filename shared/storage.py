@@ -151,7 +151,7 @@ class OssClient:
         credentials: Callable[[], Credentials],
         bucket: str,
         region: str,
-        endpoint: Endpoint | config_module.Endpoint,
+        endpoint: Endpoint | config_module.ConfiguredHost,
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         version: Version = "v4",
@@ -159,7 +159,7 @@ class OssClient:
         pool: urllib3.PoolManager | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if isinstance(endpoint, config_module.Endpoint):
+        if isinstance(endpoint, config_module.ConfiguredHost):
             endpoint = signing_endpoint(endpoint, path_style=endpoint.is_ip if path_style is None else path_style)
         self.bucket = bucket
         self.region = region

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from shared import logging as log
-from shared.config import Endpoint, Settings
+from shared.config import ConfiguredHost, Settings
 from shared.errors import ServiceUnavailable, UpstreamError
 from shared.signing import Credentials
 
@@ -52,7 +52,7 @@ class _Retryable(Exception):
 class StsClient:
     """AssumeRole against one endpoint with one set of caller credentials."""
 
-    def __init__(self, *, endpoint: Endpoint, region: str, caller: Credentials, timeout_seconds: int,
+    def __init__(self, *, endpoint: ConfiguredHost, region: str, caller: Credentials, timeout_seconds: int,
                  max_retries: int) -> None:
         from alibabacloud_sts20150401.client import Client
         from alibabacloud_tea_openapi.utils_models import Config
@@ -185,8 +185,8 @@ _clients: OrderedDict[Hashable, StsClient] = OrderedDict()
 _clients_lock = threading.Lock()
 
 
-def endpoint_for(settings: Settings) -> Endpoint:
-    return settings.sts.endpoint or Endpoint(host=f"sts.{settings.oss.region}.aliyuncs.com", scheme="https")
+def endpoint_for(settings: Settings) -> ConfiguredHost:
+    return settings.sts.endpoint or ConfiguredHost(host=f"sts.{settings.oss.region}.aliyuncs.com", scheme="https")
 
 
 def client_for(settings: Settings, caller: Credentials) -> StsClient:

@@ -138,7 +138,7 @@ def url_endpoint(settings: Settings, *, domain: str = "default", scheme: str | N
                             scheme=scheme or _default_scheme(settings, endpoint))
 
 
-def signing_endpoint(endpoint: config_module.Endpoint | Endpoint, *, path_style: bool = False,
+def signing_endpoint(endpoint: config_module.ConfiguredHost | Endpoint, *, path_style: bool = False,
                      cname: bool = False, scheme: str | None = None) -> Endpoint:
     """A configured endpoint (host, optional scheme) as the signer's ``Endpoint`` (host, scheme, style)."""
     if isinstance(endpoint, Endpoint):

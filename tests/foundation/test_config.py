@@ -50,5 +50,5 @@ def test_settings_are_immutable_and_secrets_stay_out_of_repr():
     with pytest.raises(AttributeError):
         settings.oss.bucket = "other"  # type: ignore[misc]
     assert "s3cr3t-link-value" not in repr(settings)
-    assert settings.oss.uses_path_style(config.Endpoint("127.0.0.1:9000")) is True
-    assert settings.oss.uses_path_style(config.Endpoint("oss-cn-hangzhou.aliyuncs.com")) is False
+    assert settings.oss.uses_path_style(config.ConfiguredHost("127.0.0.1:9000")) is True
+    assert settings.oss.uses_path_style(config.ConfiguredHost("oss-cn-hangzhou.aliyuncs.com")) is False

@@ -9,6 +9,7 @@ Pure: stdlib only, no network, no SDK.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from shared.errors import AppError
 
@@ -174,6 +175,7 @@ _COMPONENT_QUOTING = _PercentEncodingTable(also_safe="")
 # ---------------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1024)  # scopes repeat across calls; a batch checks one scope a thousand times
 def validate_scope_prefix(prefix: str) -> str:
     """A scope prefix is empty (whole bucket) or a valid key prefix ending in `/` without dot segments."""
     if prefix == "":
@@ -207,4 +209,6 @@ def require_key_in_scope(key: str, prefix: str) -> str:
 
 
 def _has_dot_segment(key: str) -> bool:
+    if not (key.startswith(".") or "/." in key):  # the common case, without splitting the key
+        return False
     return any(segment in (".", "..") for segment in key.split("/"))

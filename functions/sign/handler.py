@@ -33,7 +33,6 @@ from shared.keys import (
     InvalidKey,
     KeyOutsideScope,
     SigningError,
-    is_valid_key,
     validate_key,
     validate_scope_prefix,
 )
@@ -128,7 +127,7 @@ class _Job:
         shared_indexes: list[int] = []
         shared_keys: list[str] = []
         groups: dict[str, tuple[UrlSpec, list[int], list[str]]] = {"": (shared_spec, shared_indexes, shared_keys)}
-        in_scope = self._in_scope
+        in_scope = self.identity.allows_key
         for index, item in enumerate(items):  # pass 1: keys and scope, no signing yet
             if type(item) is str and item and in_scope(item):  # the common case, kept cheap
                 shared_indexes.append(index)
@@ -191,25 +190,13 @@ class _Job:
     def _checked_key(self, key: Any, where: str) -> str:
         if not isinstance(key, str) or not key:
             raise InvalidKey(f"{where}key must be a non-empty string")
-        if self._in_scope(key):
+        if self.identity.allows_key(key):
             return key
         try:
             validate_key(key)
         except InvalidKey as error:
             raise InvalidKey(f"{where}{error.message}") from None
         raise KeyOutsideScope(f"{where}the key is outside the caller's scope ({self.identity.scope})")
-
-    def _in_scope(self, key: str) -> bool:
-        """``identity.allows_key`` (the rule), with a fast path for the common case of a batch.
-
-        The scope was validated once (in __init__); a key with no segment starting with '.' cannot
-        have a '.'/'..' segment, so only the prefix and the key's own validity remain to check.
-        Anything else goes to the shared rule itself.
-        """
-        scope = self.identity.scope
-        if "/." in key or key[0] == ".":
-            return self.identity.allows_key(key)
-        return key.startswith(scope) and len(key) > len(scope) and is_valid_key(key)
 
     # -- signing ---------------------------------------------------------------------------------------
 

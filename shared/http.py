@@ -1,8 +1,9 @@
 """FC 3.0 HTTP trigger adapter: the event in, a response dict out, CORS, JSON errors, one access line.
 
-An HTTP function is written as ``handler = http_handler("token", methods=("GET", "POST"))(route)`` where
-``route(request, settings, context)`` returns a response dict built with ``json_response`` & co. The wrapper
-binds the log context, parses the event into a frozen ``Request``, answers CORS preflights, turns every
+An HTTP function is written as ``handler = http_handler("token", methods=("GET", "POST"), path="/sts")(route)``
+where ``route(request, settings, context)`` returns a response dict built with ``json_response`` & co. The
+wrapper binds the log context, parses the event into a frozen ``Request``, answers CORS preflights, answers
+404 for a path other than ``path`` (when given), turns every
 ``AppError`` into its status and a JSON ``{"code", "message", "requestId"}`` body, and turns anything else
 into a 500 that says nothing but the request id (a malformed event, body or parameter is always a 4xx).
 """
@@ -23,7 +24,15 @@ import structlog
 
 from shared import config
 from shared import logging as log
-from shared.errors import AppError, BadRequest, ConfigError, Forbidden, MethodNotAllowed, PayloadTooLarge
+from shared.errors import (
+    AppError,
+    BadRequest,
+    ConfigError,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+)
 
 Response = dict[str, Any]
 Route = Callable[["Request", config.Settings, Any], Response]
@@ -353,9 +362,18 @@ def as_app_error(exc: BaseException) -> AppError | None:
     return None
 
 
-def http_handler(function: str, *, methods: Iterable[str] = ("GET", "POST"),
+def is_route_path(request_path: str, path: str) -> bool:
+    """``/``, or any path ending in ``path`` (a trailing ``/`` ignored): FC may mount the function under a prefix."""
+    return request_path in ("", "/") or request_path.rstrip("/").endswith(path)
+
+
+def http_handler(function: str, *, methods: Iterable[str] = ("GET", "POST"), path: str | None = None,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Callable[[Route], FcHandler]:
-    """Wrap ``route(request, settings, context) -> response`` into an FC ``handler(event, context)``."""
+    """Wrap ``route(request, settings, context) -> response`` into an FC ``handler(event, context)``.
+
+    With ``path`` (e.g. ``"/sign"``), a request whose path is not ``is_route_path`` is a 404 before the route
+    runs (after CORS preflights and the method check, which answer for any path).
+    """
     allowed = tuple(m.upper() for m in methods)
 
     def decorate(route: Route) -> FcHandler:
@@ -378,6 +396,8 @@ def http_handler(function: str, *, methods: Iterable[str] = ("GET", "POST"),
                 elif request.method not in allowed:
                     raise MethodNotAllowed(f"method {request.method[:16]} not allowed",
                                            headers={"Allow": ", ".join((*allowed, "OPTIONS"))})
+                elif path is not None and not is_route_path(request.path, path):
+                    raise NotFound(f"no such endpoint; use {path}")
                 else:
                     response = route(request, settings, context)
             except Exception as exc:

@@ -27,7 +27,7 @@ from shared import logging as log
 from shared.auth import Identity, authenticate
 from shared.config import Settings
 from shared.credentials import signing_credentials
-from shared.errors import AppError, BadRequest, InvalidParameter, NotFound
+from shared.errors import AppError, BadRequest, InvalidParameter
 from shared.keys import (
     CredentialsExpiring,
     InvalidKey,
@@ -50,14 +50,8 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 Result = dict[str, Any]
 
 
-def _is_sign_path(path: str) -> bool:
-    return path in ("", "/") or path.rstrip("/").endswith("/sign")
-
-
-@http.http_handler(FUNCTION, methods=("GET", "POST"))
+@http.http_handler(FUNCTION, methods=("GET", "POST"), path="/sign")
 def handler(request: http.Request, settings: Settings, context: Any) -> http.Response:
-    if not _is_sign_path(request.path):
-        raise NotFound("no such endpoint; use /sign")
     identity = authenticate(request, settings.auth)
     values = _parameters(request)
     job = _Job(settings, context, identity, request.source_ip)

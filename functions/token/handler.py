@@ -15,7 +15,7 @@ from shared import logging as log
 from shared.auth import authenticate
 from shared.config import Settings, StsSettings
 from shared.credentials import function_credentials
-from shared.errors import BadRequest, InvalidParameter, NotFound
+from shared.errors import BadRequest, InvalidParameter
 
 FUNCTION = "token"
 PARAMETERS = frozenset({"prefix", "actions", "duration"})
@@ -61,14 +61,8 @@ def initialize(context: Any) -> None:
     sts.preload()
 
 
-def _is_token_path(path: str) -> bool:
-    return path in ("", "/") or path.rstrip("/").endswith("/sts")
-
-
-@http.http_handler(FUNCTION, methods=("GET", "POST"))
+@http.http_handler(FUNCTION, methods=("GET", "POST"), path="/sts")
 def handler(request: http.Request, settings: Settings, context: Any) -> http.Response:
-    if not _is_token_path(request.path):
-        raise NotFound("no such endpoint; use /sts")
     identity = authenticate(request, settings.auth)
     params = _parameters(request)
     prefix = params.get("prefix")

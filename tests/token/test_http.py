@@ -153,6 +153,30 @@ def test_signing_layer_errors_keep_their_status_and_code(env):
     _assert_error(response, 403, "KeyOutsideScope")
 
 
+@pytest.mark.parametrize(("path", "status"), [("/sts", 200), ("/", 200), ("", 200), ("/api/v1/sts/", 200),
+                                             ("/other", 404), ("/sts/x", 404), ("/stsx", 404)])
+def test_route_path_is_checked_before_the_route_runs(env, path, status):
+    calls: list[str] = []
+
+    def route(request, settings, ctx):
+        calls.append(request.path)
+        return http.json_response(200, {})
+
+    response = http.http_handler("token", path="/sts")(route)(make_event(path=path), context())
+    assert response["statusCode"] == status
+    if status == 404:
+        assert _assert_error(response, 404, "NotFound")["message"] == "no such endpoint; use /sts"
+        assert calls == []
+    else:
+        assert calls == [path or "/"]
+
+
+def test_method_check_comes_before_the_route_path(env):
+    response = http.http_handler("token", methods=("GET",), path="/sts")(
+        lambda r, s, c: http.json_response(200, {}))(make_event("POST", path="/other"), context())
+    _assert_error(response, 405, "MethodNotAllowed")
+
+
 def test_forbidden_response_headers_are_dropped(env):
     def headers(request, settings, ctx):
         return http.json_response(200, {}, {"X-Fc-Status": "1", "Connection": "close", "Content-Length": "3",

@@ -26,6 +26,7 @@ from shared import logging as log
 from shared.config import Settings
 from shared.errors import ConfigError
 from shared.signing import Credentials
+from shared.validity import parse_utc
 
 __all__ = ["Credentials", "SignerCredentials", "function_credentials", "reset", "signing_credentials"]
 
@@ -48,7 +49,7 @@ def _expiration(value: Any) -> datetime | None:
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             moment = datetime.fromtimestamp(value, timezone.utc)
         elif isinstance(value, str):
-            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            moment = parse_utc(value)
         else:
             return None
     except (ValueError, OverflowError, OSError):

@@ -22,13 +22,14 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import unquote, unquote_plus
 
 from shared import config
 from shared import logging as log
 from shared.errors import InvalidParameter
+from shared.validity import parse_utc
 
 R = TypeVar("R")
 
@@ -64,16 +65,6 @@ def _decode(raw: bytes | bytearray | str | Mapping[str, Any], what: str) -> Mapp
     if not isinstance(value, dict):
         raise InvalidEvent(f"the {what} event must be a JSON object")
     return value
-
-
-def parse_time(value: object) -> datetime:
-    """ISO 8601 / RFC 3339 (``2022-08-13T06:45:43.000Z``) -> aware UTC datetime; ValueError otherwise."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("expected an ISO 8601 time")
-    moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 # --- OSS trigger ---------------------------------------------------------------------------------------
@@ -151,7 +142,7 @@ def _record(index: int, item: object) -> OssObjectRecord:
         raise ValueError("oss.object.eTag is not a string")
     time_raw = item.get("eventTime")
     try:
-        event_time = parse_time(time_raw)
+        event_time = parse_utc(time_raw)
     except ValueError:
         raise ValueError("eventTime is not an ISO 8601 time") from None
     response = item.get("responseElements")
@@ -216,7 +207,7 @@ def parse_timer_event(raw: bytes | bytearray | str | Mapping[str, Any]) -> Timer
         raise InvalidEvent("the timer event has no triggerName")
     time_raw = data.get("triggerTime")
     try:
-        trigger_time = parse_time(time_raw)
+        trigger_time = parse_utc(time_raw)
     except ValueError:
         raise InvalidEvent("the timer event's triggerTime is not an ISO 8601 time") from None
     payload = data.get("payload", "")

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from shared.errors import InvalidParameter
-from shared.events import parse_time
+from shared.validity import format_utc, parse_utc
 
 __all__ = [
     "CHECKPOINT_FOLDER",
@@ -76,7 +76,7 @@ class ExportOptions:
         data = asdict(self)
         data["prefixes"] = list(self.prefixes)
         data["suffixes"] = list(self.suffixes)
-        data["modified_since"] = _iso(self.modified_since) if self.modified_since else None
+        data["modified_since"] = format_utc(self.modified_since) if self.modified_since else None
         return data
 
     @classmethod
@@ -85,7 +85,7 @@ class ExportOptions:
         values["prefixes"] = tuple(values["prefixes"])
         values["suffixes"] = tuple(values["suffixes"])
         since = values.get("modified_since")
-        values["modified_since"] = parse_time(since) if since else None
+        values["modified_since"] = parse_utc(since) if since else None
         return cls(**values)
 
     @property
@@ -126,7 +126,7 @@ def parse_options(payload: Mapping[str, Any], settings: Any, *, trigger_name: st
     modified_since = None
     if since not in (None, ""):
         try:
-            modified_since = parse_time(since)
+            modified_since = parse_utc(since)
         except ValueError:
             raise InvalidParameter("modified_since must be an ISO 8601 time such as 2026-01-01T00:00:00Z") from None
     expires = payload.get("expires", export.expires)
@@ -219,10 +219,6 @@ def signing_time(trigger_time: datetime, now: datetime) -> datetime:
 
 def _compact(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- filters ------------------------------------------------------------------------------------------------
@@ -434,7 +430,7 @@ class Checkpoint:
 
     @property
     def signed_at_time(self) -> datetime:
-        return parse_time(self.signed_at)
+        return parse_utc(self.signed_at)
 
     def lease_held_by_other(self, claimant: str | None, now: datetime) -> bool:
         """True while another invocation holds the lease (it has not expired and is not ours)."""
@@ -442,10 +438,10 @@ class Checkpoint:
             return False
         if claimant is not None and claimant == self.lease_owner:
             return False
-        return parse_time(self.lease_until) > now
+        return parse_utc(self.lease_until) > now
 
     def with_lease(self, owner: str | None, until: datetime | None) -> Checkpoint:
-        return replace(self, lease_owner=owner, lease_until=_iso(until) if until else None)
+        return replace(self, lease_owner=owner, lease_until=format_utc(until) if until else None)
 
 
 # --- URL endpoint and signer -----------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from shared import config as config_module
 from shared.errors import AppError, Forbidden, NotFound, UpstreamError
 from shared.signing import Credentials, Endpoint, Signer
 from shared.url_options import signing_endpoint  # re-exported
+from shared.validity import parse_utc
 
 if TYPE_CHECKING:
     from shared.validity import Version
@@ -418,10 +419,9 @@ def _parse_http_date(value: str | None) -> datetime:
 
 def _parse_iso_date(value: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_utc(value)
     except ValueError:
         return datetime.fromtimestamp(0, timezone.utc)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _object_info(key: str, headers: Mapping[str, str]) -> ObjectInfo:

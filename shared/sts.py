@@ -23,6 +23,7 @@ from shared import logging as log
 from shared.config import ConfiguredHost, Settings
 from shared.errors import ServiceUnavailable, UpstreamError
 from shared.signing import Credentials
+from shared.validity import parse_utc
 
 BACKOFF_BASE_SECONDS = 0.2
 BACKOFF_CAP_SECONDS = 2.0
@@ -134,7 +135,7 @@ def _parse(response: Any) -> AssumedRole:
             access_key_id=raw.access_key_id,
             access_key_secret=raw.access_key_secret,
             security_token=raw.security_token,
-            expiration=parse_expiration(raw.expiration),
+            expiration=parse_utc(raw.expiration),
         )
         arn = getattr(body.assumed_role_user, "arn", "") if body.assumed_role_user else ""
         request_id = body.request_id or ""
@@ -144,16 +145,6 @@ def _parse(response: Any) -> AssumedRole:
     # Vended credentials are not registered for masking (one per caller would grow the mask list without
     # bound); they are never logged, and log keys such as AccessKeySecret are masked anyway.
     return AssumedRole(credentials=credentials, assumed_role_arn=arn or "", request_id=request_id)
-
-
-def parse_expiration(value: Any) -> datetime:
-    """STS ``Expiration`` (``YYYY-MM-DDTHH:MM:SSZ``) as an aware UTC datetime."""
-    if not isinstance(value, str):
-        raise ValueError("expiration is not a string")
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 def _backoff(attempt: int, retry_after: float | None) -> float:

@@ -132,6 +132,16 @@ def format_utc(moment: datetime) -> str:
     return to_utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_utc(value: object) -> datetime:
+    """ISO 8601 / RFC 3339 (``2022-08-13T06:45:43.000Z``) -> aware UTC datetime; ValueError otherwise.
+
+    A naive time is taken to be UTC. ``Z`` is rewritten because Python 3.10's ``fromisoformat`` refuses it.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("expected an ISO 8601 time")
+    return to_utc(datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00")))
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

@@ -30,11 +30,11 @@ from typing import Any
 from shared import config, credentials
 from shared import logging as log
 from shared.errors import AppError, UpstreamError
-from shared.events import OssObjectRecord, event_handler, parse_oss_event, parse_time
+from shared.events import OssObjectRecord, event_handler, parse_oss_event
 from shared.export import KeyFilter, signing_time, url_signer
 from shared.keys import InvalidKey
 from shared.storage import OssClient, OssError
-from shared.validity import format_utc
+from shared.validity import format_utc, parse_utc
 from shared.webhook import WebhookClient, WebhookError, idempotency_key
 
 FUNCTION = "on_upload"
@@ -200,7 +200,7 @@ def _existing_link(client: OssClient, record_key: str, etag: str) -> dict[str, A
         stored = json.loads(response.body)
         if stored.get("etag", "").upper() != etag.upper():
             return None
-        expires_at = parse_time(stored["expires_at"])
+        expires_at = parse_utc(stored["expires_at"])
         remaining = (expires_at - datetime.now(timezone.utc)).total_seconds()
         if remaining < REUSE_MIN_REMAINING_SHARE * int(stored["expires_in"]):
             return None

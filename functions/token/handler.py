@@ -16,6 +16,7 @@ from shared.auth import authenticate
 from shared.config import Settings, StsSettings
 from shared.credentials import function_credentials
 from shared.errors import BadRequest, InvalidParameter
+from shared.validity import format_utc
 
 FUNCTION = "token"
 PARAMETERS = frozenset({"prefix", "actions", "duration"})
@@ -81,7 +82,7 @@ def handler(request: http.Request, settings: Settings, context: Any) -> http.Res
         settings, caller, role_arn=settings.sts.role_arn or "", session_name=session_name,
         duration_seconds=duration, policy=document, cache_key=(identity.scope, actions, source_ip))
     credentials = assumed.credentials
-    expiration = credentials.expiration.strftime("%Y-%m-%dT%H:%M:%SZ") if credentials.expiration else None
+    expiration = format_utc(credentials.expiration) if credentials.expiration else None
     log.get_logger().info(
         "credentials issued", subject=identity.subject, auth_method=identity.method, session_name=session_name,
         scope=identity.scope, actions=list(actions), duration=duration, source_ip=request.source_ip,

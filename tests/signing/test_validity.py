@@ -18,6 +18,7 @@ from shared.validity import (
     ValidityPolicy,
     effective_validity,
     format_utc,
+    parse_utc,
 )
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, 750000, tzinfo=timezone.utc)  # sub-second part is dropped
@@ -136,3 +137,18 @@ def test_non_int_expires_is_refused_even_right_after_a_valid_call(expires):
     signer.presign("k", expires=600, now=NOW)
     with pytest.raises(InvalidExpires):
         signer.presign("k", expires=expires, now=NOW)
+
+
+@pytest.mark.parametrize("text", ["2022-08-13T06:45:43Z", "2022-08-13T06:45:43z", " 2022-08-13T06:45:43Z ",
+                                  "2022-08-13T14:45:43+08:00", "2022-08-13T06:45:43", "2022-08-13T06:45:43.000Z"])
+def test_parse_utc_reads_every_iso_form_the_services_send_as_aware_utc(text):
+    moment = parse_utc(text)
+    assert moment == datetime(2022, 8, 13, 6, 45, 43, tzinfo=timezone.utc)
+    assert moment.tzinfo is timezone.utc
+    assert format_utc(moment) == "2022-08-13T06:45:43Z"
+
+
+@pytest.mark.parametrize("value", ["", "  ", "yesterday", "2022-13-01T00:00:00Z", None, 1660373143])
+def test_parse_utc_refuses_anything_else_with_value_error(value):
+    with pytest.raises(ValueError):
+        parse_utc(value)

@@ -14,7 +14,6 @@ A query parameter outside LINK_OPTIONS (plus exp and sig) makes the link invalid
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import re
 from collections.abc import Mapping
@@ -104,8 +103,3 @@ def verify_link(key: str, query: Mapping[str, str], *, secret: str, now: float) 
     if exp < now:
         raise LinkExpired("the link has expired")
     return options
-
-
-def secret_fingerprint(secret: str) -> str:
-    """A short, non-reversible id of the secret for logs (which secret signed what)."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()[:8]

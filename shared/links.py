@@ -17,10 +17,9 @@ import base64
 import hmac
 import re
 from collections.abc import Mapping
-from urllib.parse import quote
 
 from shared.errors import Forbidden, InvalidParameter
-from shared.keys import encode_key_path, validate_key
+from shared.keys import encode_key_path, quote_component, validate_key
 
 CANONICAL_PREFIX = "oss-url-link/1"
 LINK_OPTIONS = ("disposition", "filename")
@@ -72,7 +71,7 @@ def make_link(base_url: str, key: str, *, secret: str, expires_at: int,
     cleaned = _clean_options(options or {})
     signature = link_signature(secret, key, expires_at, cleaned)
     query = [f"exp={expires_at}"]
-    query += [f"{name}={quote(cleaned[name], safe='')}" for name in sorted(cleaned)]
+    query += [f"{name}={quote_component(cleaned[name])}" for name in sorted(cleaned)]
     query.append(f"sig={signature}")
     return f"{base_url.rstrip('/')}/download/{encode_key_path(key)}?{'&'.join(query)}"
 

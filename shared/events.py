@@ -38,6 +38,7 @@ __all__ = [
     "OssEvent",
     "OssObjectRecord",
     "TimerEvent",
+    "decode_event",
     "parse_oss_event",
     "parse_timer_event",
 ]
@@ -55,7 +56,8 @@ class InvalidEvent(InvalidParameter):
     code = "InvalidEvent"
 
 
-def _decode(raw: bytes | bytearray | str | Mapping[str, Any], what: str) -> Mapping[str, Any]:
+def decode_event(raw: bytes | bytearray | str | Mapping[str, Any], what: str) -> Mapping[str, Any]:
+    """The event as a JSON object (a mapping is taken as is); InvalidEvent naming ``what`` otherwise."""
     if isinstance(raw, Mapping):
         return raw
     try:
@@ -163,7 +165,7 @@ def _record(index: int, item: object) -> OssObjectRecord:
 
 def parse_oss_event(raw: bytes | bytearray | str | Mapping[str, Any]) -> OssEvent:
     """Parse ``{"events": [...]}``; InvalidEvent if the envelope is wrong, bad records listed in ``invalid``."""
-    data = _decode(raw, "OSS")
+    data = decode_event(raw, "OSS")
     items = data.get("events")
     if not isinstance(items, list):
         raise InvalidEvent("the OSS event has no 'events' list")
@@ -201,7 +203,7 @@ class TimerEvent:
 
 
 def parse_timer_event(raw: bytes | bytearray | str | Mapping[str, Any]) -> TimerEvent:
-    data = _decode(raw, "timer")
+    data = decode_event(raw, "timer")
     name = data.get("triggerName")
     if not isinstance(name, str) or not name.strip():
         raise InvalidEvent("the timer event has no triggerName")

@@ -41,7 +41,7 @@ from urllib.parse import quote
 from shared import config, credentials
 from shared import logging as log
 from shared.errors import AppError, InvalidParameter, UpstreamError
-from shared.events import InvalidEvent, event_handler, parse_timer_event
+from shared.events import InvalidEvent, decode_event, event_handler, parse_timer_event
 from shared.export import (
     Checkpoint,
     ExportOptions,
@@ -111,14 +111,7 @@ class Request:
 
 
 def parse_request(event: bytes | str | dict[str, Any], settings: config.Settings) -> Request:
-    data: Any = event
-    if not isinstance(event, dict):
-        try:
-            data = json.loads(event)
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidEvent("the export event is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise InvalidEvent("the export event must be a JSON object")
+    data = decode_event(event, "export")
     if "continuation" in data:
         cont = data["continuation"]
         if (not isinstance(cont, dict) or not isinstance(cont.get("export_id"), str)

@@ -135,19 +135,16 @@ class _Job:
             entry = groups.setdefault(group, (spec, [], []))
             entry[1].append(index)
             entry[2].append(key)
-        for group, (spec, indexes, keys) in list(groups.items()):  # keys V1 cannot sign unambiguously
+        for spec, indexes, keys in groups.values():  # keys V1 cannot sign unambiguously
             if spec.version == "v1" and not spec.proxy:
                 for index, key in zip(indexes, keys, strict=True):
                     refusal = _v1_refusal(key, spec, f"keys[{index}]: ")
                     if refusal is not None:
                         results[index] = _error_result(key, refusal)
-                kept = [(i, k) for i, k in zip(indexes, keys, strict=True) if results[i] is None]
-                groups[group] = (spec, [i for i, _ in kept], [k for _, k in kept])
+        _drop_answered(groups, results)
         if self.settings.sign.check_exists:
             self._head_many(groups, results)
-            for group, (spec, indexes, keys) in list(groups.items()):  # drop the keys that failed the HEAD
-                kept = [(i, k) for i, k in zip(indexes, keys, strict=True) if results[i] is None]
-                groups[group] = (spec, [i for i, _ in kept], [k for _, k in kept])
+            _drop_answered(groups, results)  # the keys that failed the HEAD
         for spec, indexes, keys in groups.values():  # pass 2: one presign_many per distinct options
             if not keys:
                 continue
@@ -290,6 +287,15 @@ class _Job:
                     results[index] = _error_result(key, error)
         log.get_logger().debug("existence checked", count=len(checks),
                                duration_ms=round((time.perf_counter() - started) * 1000, 1))
+
+
+def _drop_answered(groups: dict[str, tuple[UrlSpec, list[int], list[str]]], results: list[Result | None]) -> None:
+    """Take out of the groups every key that already has a result (an error), so it is not signed."""
+    if results.count(None) == len(results):  # nothing answered yet: the common case, checked in C
+        return
+    for group, (spec, indexes, keys) in list(groups.items()):
+        kept = [(i, k) for i, k in zip(indexes, keys, strict=True) if results[i] is None]
+        groups[group] = (spec, [i for i, _ in kept], [k for _, k in kept])
 
 
 def _v1_refusal(key: str, spec: UrlSpec, where: str) -> InvalidKey | None:

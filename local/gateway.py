@@ -38,6 +38,11 @@ class FunctionError(RuntimeError):
     """The handler raised: FC reports an unhandled function error."""
 
 
+def new_request_id() -> str:
+    """An id shaped like FC's (``1-<8 hex>-<24 hex>``)."""
+    return f"1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
+
+
 # --- function instances ---------------------------------------------------------------------------
 
 
@@ -264,7 +269,7 @@ class Gateway:
         """Synchronous invocation; raises FunctionError when the handler raised."""
         spec = self.template.function_by_short_name(function)
         pool = self.pools[spec.name]
-        request_id = request_id or f"1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
+        request_id = request_id or new_request_id()
         worker = pool.acquire()
         try:
             reply = worker.invoke(event, self._context(spec, request_id, timeout))
@@ -275,7 +280,7 @@ class Gateway:
         return decode_result(reply["result"])
 
     def invoke_async(self, function: str, event: bytes) -> str:
-        request_id = f"1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
+        request_id = new_request_id()
         self.async_queue.put((function, event, 0))
         return request_id
 
@@ -404,7 +409,7 @@ def _make_http_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             return
 
         def _dispatch(self) -> None:
-            request_id = f"1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
+            request_id = new_request_id()
             parts = urlsplit(self.path)
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""

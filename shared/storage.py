@@ -33,9 +33,9 @@ import urllib3
 
 from shared import config as config_module
 from shared.errors import AppError, Forbidden, NotFound, UpstreamError
-from shared.signing import Credentials, Endpoint, Signer
+from shared.signing import Credentials, Endpoint, Signer, http_date
 from shared.url_options import signing_endpoint  # re-exported
-from shared.validity import parse_utc
+from shared.validity import parse_utc, to_utc
 
 if TYPE_CHECKING:
     from shared.validity import Version
@@ -221,7 +221,7 @@ class OssClient:
             headers["If-None-Match"] = if_none_match
         if if_modified_since is not None:
             headers["If-Modified-Since"] = (if_modified_since if isinstance(if_modified_since, str)
-                                            else _http_date(if_modified_since))
+                                            else http_date(to_utc(if_modified_since)))
         params = {"versionId": version_id} if version_id else None
         response = self._request("GET", key, params=params, headers=headers, ok=(200, 206, 304), stream=True)
         try:
@@ -397,12 +397,6 @@ def _etag(headers: Mapping[str, str]) -> str:
 
 def _content_md5(body: bytes) -> str:
     return base64.b64encode(hashlib.md5(body).digest()).decode("ascii")  # noqa: S324 - the wire format
-
-
-def _http_date(moment: datetime) -> str:
-    from shared.signing import http_date
-
-    return http_date(moment.astimezone(timezone.utc) if moment.tzinfo else moment)
 
 
 def _parse_http_date(value: str | None) -> datetime:

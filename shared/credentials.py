@@ -5,7 +5,8 @@
 
 1. ``context.credentials.expiration`` when the runtime provides it (the local gateway does),
 2. else ``ALIBABA_CLOUD_CREDENTIALS_EXPIRATION`` (ISO 8601 UTC) when set,
-3. else now + FUNCTION_CREDENTIALS_LIFETIME (default 3600 s). FC issues these keys for 36 h and rotates
+3. else now + ``assumed_lifetime``: FUNCTION_CREDENTIALS_LIFETIME (default 3600 s) through
+   ``function_credentials_for(context, settings)``. FC issues these keys for 36 h and rotates
    them, but does not say when they were issued; assuming a short remaining life means a URL signed with
    them is never promised longer than it can live. Use SIGNER_ROLE_ARN for longer URLs.
 
@@ -28,7 +29,8 @@ from shared.errors import ConfigError
 from shared.signing import Credentials
 from shared.validity import parse_utc
 
-__all__ = ["Credentials", "SignerCredentials", "function_credentials", "reset", "signing_credentials"]
+__all__ = ["Credentials", "SignerCredentials", "function_credentials", "function_credentials_for", "reset",
+           "signing_credentials"]
 
 ENV_ACCESS_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ENV_ACCESS_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"  # noqa: S105 - a variable name, not a secret
@@ -85,6 +87,11 @@ def function_credentials(context: Any, *, assumed_lifetime: int = DEFAULT_ASSUME
                        security_token=security_token, expiration=expiration)
 
 
+def function_credentials_for(context: Any, settings: Settings) -> Credentials:
+    """``function_credentials`` assuming FUNCTION_CREDENTIALS_LIFETIME when the platform gives no expiration."""
+    return function_credentials(context, assumed_lifetime=settings.signer.function_credentials_lifetime)
+
+
 class SignerCredentials:
     """The signer role's credentials: assumed once, reused, refreshed single-flight before they run out."""
 
@@ -110,7 +117,7 @@ class SignerCredentials:
                 return self._current
             from shared import sts
 
-            caller = function_credentials(context, assumed_lifetime=settings.signer.function_credentials_lifetime)
+            caller = function_credentials_for(context, settings)
             try:
                 assumed = sts.client_for(settings, caller).assume_role(
                     self.role_arn, f"signer-{settings.function}".replace("_", "-"),
@@ -137,7 +144,7 @@ def signing_credentials(context: Any, settings: Settings) -> Credentials:
     """Credentials to sign URLs and OSS requests with (signer role if configured, else the function's)."""
     role_arn = settings.signer.role_arn
     if not role_arn:
-        return function_credentials(context, assumed_lifetime=settings.signer.function_credentials_lifetime)
+        return function_credentials_for(context, settings)
     with _signers_lock:
         signer = _signers.get(role_arn)
         if signer is None:

@@ -138,8 +138,7 @@ def run(event: bytes | str | dict[str, Any], context: Any, runtime: Runtime,
         logger.error("export.invalid", code=error.code, message=error.message)
         return {"status": "invalid", "code": error.code, "message": error.message}
     timeout = float(getattr(getattr(context, "function", None), "timeout", 0) or 900)
-    function_creds = credentials.function_credentials(
-        context, assumed_lifetime=settings.signer.function_credentials_lifetime)
+    function_creds = credentials.function_credentials_for(context, settings)
     client = OssClient.from_settings(settings, lambda: function_creds)
     job = ExportJob(runtime, client, context, request, deadline=started + timeout, clock=clock,
                     timeout=timeout)
@@ -562,8 +561,7 @@ def invoke_self_async(settings: config.Settings, context: Any, body: bytes) -> N
     from alibabacloud_tea_openapi.utils_models import Config, OpenApiRequest, Params
     from darabonba.runtime import RuntimeOptions
 
-    creds = credentials.function_credentials(context,
-                                             assumed_lifetime=settings.signer.function_credentials_lifetime)
+    creds = credentials.function_credentials_for(context, settings)
     endpoint = invoke_endpoint(settings)
     scheme, _, host = endpoint.partition("://")
     name = os.environ.get("FC_FUNCTION_NAME") or getattr(getattr(context, "function", None), "name", "")

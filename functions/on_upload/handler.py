@@ -71,8 +71,7 @@ def process(event: bytes | str | dict[str, Any], context: Any, runtime: Runtime)
     for index, reason in parsed.invalid:
         logger.error("upload.invalid_record", index=index, reason=reason)
         failures.append({"index": index, "code": "InvalidRecord", "message": reason})
-    function_creds = credentials.function_credentials(
-        context, assumed_lifetime=settings.signer.function_credentials_lifetime)
+    function_creds = credentials.function_credentials_for(context, settings)
     client = OssClient.from_settings(settings, lambda: function_creds)
     signer = None
     links: list[dict[str, Any]] = []

@@ -20,10 +20,14 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.errors import InvalidParameter
 from shared.validity import format_utc, parse_utc
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.signing import Credentials, Signer
 
 __all__ = [
     "CHECKPOINT_FOLDER",
@@ -447,8 +451,8 @@ class Checkpoint:
 # --- URL endpoint and signer -----------------------------------------------------------------------------
 
 
-def url_signer(settings: Any, credentials: Any, *, domain: str = "default", scheme: str = "",
-               version: str | None = None) -> Any:
+def url_signer(settings: Settings, credentials: Credentials, *, domain: str = "default", scheme: str = "",
+               version: str | None = None) -> Signer:
     """One ``Signer`` for a run: the endpoint the sign function would use for these options
     (shared.url_options.url_endpoint: public endpoint, custom domain or acceleration; URL_SCHEME), the
     signature version and the validity bounds (URL_MIN_EXPIRES .. URL_MAX_EXPIRES)."""

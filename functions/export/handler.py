@@ -59,7 +59,8 @@ from shared.export import (
     url_signer,
 )
 from shared.keys import InvalidKey
-from shared.storage import ListPage, OssClient, OssError
+from shared.signing import Signer
+from shared.storage import ListPage, ObjectInfo, OssClient, OssError
 from shared.validity import format_utc
 from shared.webhook import WebhookClient, WebhookError
 
@@ -266,7 +267,7 @@ class ExportJob:
             started_at=format_utc(now), lease_owner=self.owner, lease_until=format_utc(self._lease_until()),
         )
 
-    def _signer(self, options: ExportOptions) -> Any:
+    def _signer(self, options: ExportOptions) -> Signer:
         creds = credentials.signing_credentials(self.context, self.settings)
         return url_signer(self.settings, creds, domain=options.domain, scheme=options.scheme,
                           version=options.version)
@@ -392,7 +393,7 @@ class ExportJob:
                 future = None
             yield page, jump
 
-    def _lines(self, signer: Any, objects: list[Any], signed_at: datetime, expires: int, expires_at: str,
+    def _lines(self, signer: Signer, objects: list[ObjectInfo], signed_at: datetime, expires: int, expires_at: str,
                fmt: str) -> tuple[list[str], list[str], int]:
         """(formatted lines, their keys, count of keys the signer refused) for one page."""
         if not objects:
@@ -470,7 +471,7 @@ class ExportJob:
         return {"status": "continued", "export_id": checkpoint.export_id, "hop": hop, "rows": checkpoint.rows,
                 "key": checkpoint.output_key}
 
-    def _complete(self, checkpoint: Checkpoint, buffer: PartBuffer, signer: Any,
+    def _complete(self, checkpoint: Checkpoint, buffer: PartBuffer, signer: Signer,
                   options: ExportOptions) -> dict[str, Any]:
         data, rows, _ = buffer.take()
         if checkpoint.upload_id is None:
@@ -507,7 +508,7 @@ class ExportJob:
             return None
         return self._mark_done(checkpoint, info.etag, size, self._signer(checkpoint.export_options))
 
-    def _mark_done(self, checkpoint: Checkpoint, etag: str, size: int, signer: Any) -> dict[str, Any]:
+    def _mark_done(self, checkpoint: Checkpoint, etag: str, size: int, signer: Signer) -> dict[str, Any]:
         options = checkpoint.export_options
         link = signer.presign(checkpoint.output_key, expires=options.expires)
         checkpoint.state = "done"

@@ -33,7 +33,8 @@ from shared.errors import AppError, UpstreamError
 from shared.events import OssObjectRecord, event_handler, parse_oss_event
 from shared.export import KeyFilter, signing_time, url_signer
 from shared.keys import InvalidKey
-from shared.storage import OssClient, OssError
+from shared.signing import Signer
+from shared.storage import ObjectInfo, OssClient, OssError
 from shared.validity import format_utc, parse_utc
 from shared.webhook import WebhookClient, WebhookError, idempotency_key
 
@@ -73,7 +74,7 @@ def process(event: bytes | str | dict[str, Any], context: Any, runtime: Runtime)
         failures.append({"index": index, "code": "InvalidRecord", "message": reason})
     function_creds = credentials.function_credentials_for(context, settings)
     client = OssClient.from_settings(settings, lambda: function_creds)
-    signer = None
+    signer: Signer | None = None
     links: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     for record in parsed.records:
@@ -130,7 +131,7 @@ def _skip_reason(record: OssObjectRecord, runtime: Runtime) -> str | None:
     return runtime.key_filter.reason(record.key, record.size)
 
 
-def _resolve(client: OssClient, record: OssObjectRecord) -> tuple[str, Any] | None:
+def _resolve(client: OssClient, record: OssObjectRecord) -> tuple[str, ObjectInfo] | None:
     for candidate in record.key_candidates():
         try:
             return candidate, client.head_object(candidate)
@@ -140,7 +141,7 @@ def _resolve(client: OssClient, record: OssObjectRecord) -> tuple[str, Any] | No
     return None
 
 
-def _link(client: OssClient, signer: Any, record: OssObjectRecord, key: str, info: Any,
+def _link(client: OssClient, signer: Signer, record: OssObjectRecord, key: str, info: ObjectInfo,
           runtime: Runtime) -> dict[str, Any]:
     settings = runtime.settings
     record_key = link_record_key(settings.upload.links_prefix, key)

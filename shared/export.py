@@ -433,6 +433,11 @@ class Checkpoint:
         return ExportOptions.from_dict(self.options)
 
     @property
+    def uploaded_bytes(self) -> int:
+        """The size of the parts uploaded so far (of the published file, once completed)."""
+        return sum(int(size) for _number, _etag, size in self.parts)
+
+    @property
     def signed_at_time(self) -> datetime:
         return parse_utc(self.signed_at)
 

@@ -490,7 +490,7 @@ class ExportJob:
             self.save(checkpoint)
             etag = self.client.complete_multipart_upload(
                 checkpoint.output_key, checkpoint.upload_id, [(n, e) for n, e, _s in checkpoint.parts])
-            size = sum(int(s) for _n, _e, s in checkpoint.parts)
+            size = checkpoint.uploaded_bytes
         return self._mark_done(checkpoint, etag, size, signer)
 
     def _finish_interrupted_completion(self, checkpoint: Checkpoint) -> dict[str, Any] | None:
@@ -502,7 +502,7 @@ class ExportJob:
                 checkpoint.result = None
                 return None
             raise
-        size = sum(int(s) for _n, _e, s in checkpoint.parts)
+        size = checkpoint.uploaded_bytes
         if info.size != size:
             checkpoint.result = None
             return None
@@ -511,21 +511,21 @@ class ExportJob:
     def _mark_done(self, checkpoint: Checkpoint, etag: str, size: int, signer: Signer) -> dict[str, Any]:
         options = checkpoint.export_options
         link = signer.presign(checkpoint.output_key, expires=options.expires)
+        url_expires_at = format_utc(link.expires_at)
         checkpoint.state = "done"
         checkpoint.result = {"key": checkpoint.output_key, "etag": etag, "bytes": size, "rows": checkpoint.rows,
-                             "parts": len(checkpoint.parts), "url": link.url,
-                             "url_expires_at": format_utc(link.expires_at), "finished_at":
-                             format_utc(datetime.now(timezone.utc))}
+                             "parts": len(checkpoint.parts), "url": link.url, "url_expires_at": url_expires_at,
+                             "finished_at": format_utc(datetime.now(timezone.utc))}
         checkpoint = checkpoint.with_lease(None, None)
         self.save(checkpoint)
         self.logger.info("export.done", key=checkpoint.output_key, rows=checkpoint.rows, bytes=size,
                          parts=len(checkpoint.parts), hops=checkpoint.hops, url=link.url,
-                         url_expires_at=format_utc(link.expires_at))
+                         url_expires_at=url_expires_at)
         if options.notify:
             self._notify(checkpoint)
         return {"status": "done", "export_id": checkpoint.export_id, "key": checkpoint.output_key,
                 "rows": checkpoint.rows, "bytes": size, "parts": len(checkpoint.parts), "hops": checkpoint.hops,
-                "url": link.url, "url_expires_at": format_utc(link.expires_at)}
+                "url": link.url, "url_expires_at": url_expires_at}
 
     def _notify(self, checkpoint: Checkpoint) -> None:
         webhook = self.runtime.webhook

@@ -197,6 +197,8 @@ def test_checkpoint_round_trip() -> None:
     assert again == checkpoint
     assert again.export_options == options()
     assert again.signed_at_time == T0
+    assert again.uploaded_bytes == 102400 + 204800
+    assert Checkpoint.from_json(make_checkpoint().to_json().replace(b'"parts"', b'"_p"')).uploaded_bytes == 0
 
 
 def test_checkpoint_rejects_other_documents() -> None:

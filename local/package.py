@@ -33,6 +33,14 @@ def _sources(base: Path, folder: str) -> Iterable[Path]:
             yield path
 
 
+def _copy_sources(folder: str, tree: Path) -> None:
+    """Copy ``ROOT/<folder>`` (sources only) to ``tree/<folder>``."""
+    for path in _sources(ROOT, folder):
+        destination = tree / path.relative_to(ROOT)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, destination)
+
+
 def _files(base: Path) -> Iterable[Path]:
     return sorted(path for path in base.rglob("*") if path.is_file())
 
@@ -79,10 +87,7 @@ def build_code(out: Path, *, compile_bytecode: bool = True) -> Path:
     target = out / "code.zip"
     with tempfile.TemporaryDirectory() as scratch:
         tree = Path(scratch)
-        for path in _sources(ROOT, "functions"):
-            destination = tree / path.relative_to(ROOT)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, destination)
+        _copy_sources("functions", tree)
         if compile_bytecode:
             _precompile(tree)
         _write_zip(target, ((path, path.relative_to(tree).as_posix()) for path in _files(tree)))
@@ -105,10 +110,7 @@ def build_layer(out: Path, *, with_dependencies: bool = True, compile_bytecode: 
                  "--find-links", str(wheelhouse)],
                 check=True,
             )
-        for path in _sources(ROOT, "shared"):
-            destination = site / path.relative_to(ROOT)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, destination)
+        _copy_sources("shared", site)
         if compile_bytecode:
             _precompile(site)
         _write_zip(target, ((path, "python/" + path.relative_to(site).as_posix()) for path in _files(site)))

@@ -8,6 +8,9 @@ with the token, so its expiry is clamped to the token's. A result below the conf
 an error rather than a URL that dies at once (clock skew alone can eat a few seconds).
 
 Time is passed in (`now`), so results are reproducible.
+
+Also the codebase's UTC time helpers: `to_utc`, `format_utc` (`2023-11-14T22:13:20Z`) and `parse_utc`
+(ISO 8601 / RFC 3339 in, aware UTC out), used by the handlers, events, STS, storage and export.
 """
 
 from __future__ import annotations

@@ -149,7 +149,7 @@ class Gateway:
         self.pools: dict[str, FunctionPool] = {}
         self.credentials: dict[str, FunctionCredentials] = {}
         self.credentials_lock = threading.Lock()
-        self.async_queue: queue.Queue[tuple[str, bytes, int] | None] = queue.Queue()
+        self.async_queue: queue.Queue[tuple[str, bytes, int, str] | None] = queue.Queue()
         self.server: ThreadingHTTPServer | None = None
         self.log_listeners: list[Callable[[str, str], None]] = []
         self.invocations: list[dict[str, Any]] = []  # async results, for tests and the CLI
@@ -280,8 +280,9 @@ class Gateway:
         return decode_result(reply["result"])
 
     def invoke_async(self, function: str, event: bytes) -> str:
+        """Queue an asynchronous invocation; its retries keep the request id, as FC's do."""
         request_id = new_request_id()
-        self.async_queue.put((function, event, 0))
+        self.async_queue.put((function, event, 0, request_id))
         return request_id
 
     def _async_loop(self) -> None:
@@ -291,17 +292,18 @@ class Gateway:
                 return
             self._spawn(self._run_async, *item)
 
-    def _run_async(self, function: str, event: bytes, attempt: int) -> None:
+    def _run_async(self, function: str, event: bytes, attempt: int, request_id: str) -> None:
         spec = self.template.function_by_short_name(function)
+        record = {"function": spec.name, "attempt": attempt, "request_id": request_id}
         try:
-            result = self.invoke(function, event)
-            self.invocations.append({"function": spec.name, "ok": True, "result": result, "attempt": attempt})
+            result = self.invoke(function, event, request_id=request_id)
+            self.invocations.append({**record, "ok": True, "result": result})
         except Exception as exc:  # retried as FC retries async invocations
             retries = self.template.async_retries.get(spec.name, 3)
-            self.invocations.append({"function": spec.name, "ok": False, "error": str(exc), "attempt": attempt})
+            self.invocations.append({**record, "ok": False, "error": str(exc)})
             if attempt < retries and not self._stop.is_set():
                 time.sleep(min(0.2 * 2 ** attempt, 2.0))
-                self.async_queue.put((function, event, attempt + 1))
+                self.async_queue.put((function, event, attempt + 1, request_id))
 
     # -- triggers --
     def _subscribe_oss_triggers(self) -> None:

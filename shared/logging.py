@@ -45,7 +45,7 @@ _VALUE_PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
 )
 _MAX_REGISTERED = 256  # function and signer credentials; vended credentials are never logged in the first place
 
-_registered: set[str] = set()
+_registered: dict[str, None] = {}  # insertion-ordered: when full, the oldest goes (credentials rotate)
 _registered_lock = threading.Lock()
 
 
@@ -53,9 +53,10 @@ def register_secret(value: str | None) -> None:
     """Mask this exact value (e.g. a credential the function loaded) wherever it appears in a log line."""
     if value and len(value) >= 8:
         with _registered_lock:
+            _registered.pop(value, None)
             if len(_registered) >= _MAX_REGISTERED:
-                _registered.pop()
-            _registered.add(value)
+                del _registered[next(iter(_registered))]
+            _registered[value] = None
 
 
 def mask_text(text: str) -> str:

@@ -59,3 +59,12 @@ def test_invocation_context_and_cold_start_flag():
 def test_bearer_tokens_are_masked_in_any_case():
     out = _capture(header="BEARER abc.def-ghi_123", other="bearer zzz999yyy")
     assert "abc.def-ghi_123" not in out and "zzz999yyy" not in out
+
+
+def test_registered_secrets_are_bounded_and_the_newest_are_kept():
+    for n in range(log._MAX_REGISTERED + 10):
+        log.register_secret(f"rotating-secret-{n:05d}")
+    assert len(log._registered) == log._MAX_REGISTERED
+    newest = f"rotating-secret-{log._MAX_REGISTERED + 9:05d}"
+    out = _capture(note=f"leak {newest}")
+    assert newest not in out

@@ -94,6 +94,7 @@ def test_async_invocation_is_retried_as_configured(echo_gateway):
         time.sleep(0.05)
     attempts = [i["attempt"] for i in gateway.invocations if i["function"] == "echo"]
     assert attempts == [0, 1, 2] and not any(i["ok"] for i in gateway.invocations)
+    assert len({i["request_id"] for i in gateway.invocations}) == 1  # FC retries keep the request id
 
 
 def test_oss_trigger_fires_with_the_template_filter(echo_gateway):

@@ -24,7 +24,7 @@ $(NODE_SUITE)/node_modules/.installed: $(NODE_SUITE)/package.json $(NODE_SUITE)/
 setup: $(VENV)/.installed $(NODE_SUITE)/node_modules/.installed
 
 run: setup
-	$(PY) -m local up
+	$(PY) -m local up $(ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

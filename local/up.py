@@ -223,7 +223,7 @@ def banner(stack: Stack) -> str:
         f"  curl -s {header_flag} -X POST {url}/sign -H 'content-type: application/json' "
         f"-d '{{\"keys\": [\"{key}\", \"{scope}missing.txt\"]}}'",
         f"  curl -sL {header_flag} {url}/download/{key}",
-        "  python -m local invoke export --event events/export.json",
+        "  .venv/bin/python -m local invoke export --event events/export.json",
     ]
     return "\n".join(lines)
 

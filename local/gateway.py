@@ -6,6 +6,7 @@ template's policies), behind HTTP triggers, OSS triggers, timers and an InvokeFu
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import queue
@@ -25,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 from local.sts import Role
 from local.template import FunctionSpec, Template
-from local.worker import decode_result
+from local.worker import decode_result, read_frame, write_frame
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTION_CREDENTIAL_SECONDS = 36 * 3600  # FC role credentials last 36 h
@@ -54,26 +55,27 @@ class Worker:
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "local.worker", spec.handler, *([spec.initializer] if spec.initializer else [])],
             cwd=ROOT, env=dict(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, bufsize=1,
         )
         self.lock = threading.Lock()
         threading.Thread(target=self._forward_logs, args=(log,), daemon=True).start()
 
     def _forward_logs(self, log: Callable[[str, str], None]) -> None:
         assert self.process.stderr is not None
-        for line in self.process.stderr:
+        for line in io.TextIOWrapper(self.process.stderr, encoding="utf-8", errors="replace"):
             log(self.spec.name, line.rstrip("\n"))
 
     def invoke(self, event: bytes, context: dict[str, Any]) -> dict[str, Any]:
         assert self.process.stdin is not None and self.process.stdout is not None
-        request = {"event": base64.b64encode(event).decode(), "context": context}
+        request = json.dumps({"event": base64.b64encode(event).decode(), "context": context}).encode()
         with self.lock:
-            self.process.stdin.write(json.dumps(request) + "\n")
-            self.process.stdin.flush()
-            line = self.process.stdout.readline()
-        if not line:
+            try:
+                write_frame(self.process.stdin, request)
+                reply = read_frame(self.process.stdout)
+            except (BrokenPipeError, EOFError):
+                reply = None
+        if reply is None:
             raise FunctionError(f"{self.spec.name}: instance exited (code {self.process.poll()})")
-        return json.loads(line)
+        return json.loads(reply)
 
     @property
     def alive(self) -> bool:

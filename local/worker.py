@@ -2,8 +2,9 @@
 
 Like a Function Compute instance, each function runs in its own process with its own environment
 variables and module state, so cold starts are real and functions cannot see each other's settings.
-Protocol: one JSON line per invocation on stdin, one JSON line per result on the original stdout
-(everything the handler prints or logs goes to stderr, which the gateway forwards).
+Protocol: one length-prefixed JSON frame per invocation on stdin, one per result on the original stdout
+(binary frames: a multi-megabyte base64 body crosses the pipe in a few large reads, not line by line);
+everything the handler prints or logs goes to stderr, which the gateway forwards.
 """
 
 from __future__ import annotations
@@ -66,6 +67,23 @@ def build_context(data: dict[str, Any]) -> Context:
     )
 
 
+def write_frame(stream: Any, payload: bytes) -> None:
+    stream.write(b"%d\n" % len(payload) + payload)
+    stream.flush()
+
+
+def read_frame(stream: Any) -> bytes | None:
+    """The next frame, or None at end of stream."""
+    header = stream.readline()
+    if not header:
+        return None
+    size = int(header)
+    payload = stream.read(size)
+    if len(payload) != size:
+        raise EOFError("truncated frame")
+    return payload
+
+
 def encode_result(result: Any) -> Any:
     if isinstance(result, (bytes, bytearray)):
         return {"__bytes__": base64.b64encode(bytes(result)).decode()}
@@ -86,12 +104,13 @@ def _load(path: str) -> Any:
 def main() -> None:
     handler_path = sys.argv[1]
     initializer_path = sys.argv[2] if len(sys.argv) > 2 else None
-    protocol_out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    protocol_in = sys.stdin.buffer
+    protocol_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # the handler's prints and logs go to stderr
     sys.stdout = sys.stderr
     handler = None
-    for line in sys.stdin:
-        request = json.loads(line)
+    while (frame := read_frame(protocol_in)) is not None:
+        request = json.loads(frame)
         started = time.perf_counter()
         try:
             if handler is None:  # imported on the first invocation: a real cold start
@@ -106,7 +125,7 @@ def main() -> None:
             traceback.print_exc()
             reply = {"ok": False, "error": {"errorType": type(exc).__name__, "errorMessage": str(exc)[:500]}}
         reply["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-        protocol_out.write(json.dumps(reply, default=str) + "\n")
+        write_frame(protocol_out, json.dumps(reply, default=str).encode())
 
 
 if __name__ == "__main__":

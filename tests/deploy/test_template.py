@@ -166,3 +166,17 @@ def test_pure_signing_layer_runs_on_the_runtime_python_and_signs_identically():
                           "examplebucket", region="cn-hangzhou")
     expected = here.presign("dir/a b+c/报告.txt", expires=600, now=datetime(2026, 1, 1, tzinfo=timezone.utc)).url
     assert completed.stdout.strip() == expected
+
+
+def test_optional_signer_role_trusts_only_the_link_making_functions():
+    loaded = template.load(parameters={"UseSignerRole": "true"})
+    signer = loaded.roles["SignerRole"]
+    makers = {loaded.roles[r].arn for r in ("SignFunctionRole", "DownloadFunctionRole", "OnUploadFunctionRole",
+                                            "ExportFunctionRole")}
+    assert set(signer.trusted_principals) == makers and signer.trusted_services == []
+    assert signer.max_session_duration == 43200
+    assert {a for d in signer.policies for s in d["Statement"] for a in _actions(s)} == {"oss:GetObject"}
+    for spec in loaded.functions.values():
+        expected = signer.arn if spec.short_name in {"sign", "download", "on_upload", "export"} else None
+        assert spec.environment.get("SIGNER_ROLE_ARN") == expected
+    assert "SignerRole" not in LOADED.roles  # off by default

@@ -133,6 +133,9 @@ class GatewayConfig:
     env_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
     timers: bool = True
     echo_logs: bool = True
+    # FC's python3.10 context carries no credential expiration; locally we know it and pass it (so URLs are
+    # not capped at FUNCTION_CREDENTIALS_LIFETIME). False is the cloud's behaviour exactly.
+    pass_credentials_expiration: bool = True
 
 
 @dataclass
@@ -251,16 +254,15 @@ class Gateway:
 
     def _context(self, spec: FunctionSpec, request_id: str, timeout: int | None) -> dict[str, Any]:
         creds = self.function_credentials(spec)
+        credentials = {"access_key_id": creds.access_key_id, "access_key_secret": creds.access_key_secret,
+                       "security_token": creds.security_token}
+        if self.config.pass_credentials_expiration:
+            credentials["expiration"] = creds.expiration.strftime("%Y-%m-%dT%H:%M:%SZ")
         return {
             "request_id": request_id,
             "account_id": self.template.account_id,
             "region": self.template.region,
-            "credentials": {
-                "access_key_id": creds.access_key_id,
-                "access_key_secret": creds.access_key_secret,
-                "security_token": creds.security_token,
-                "expiration": creds.expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            },
+            "credentials": credentials,
             "function": {"name": spec.name, "handler": spec.handler, "memory": spec.memory,
                          "timeout": timeout or spec.timeout},
         }

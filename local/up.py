@@ -132,7 +132,8 @@ class Stack:
 def start_stack(*, data_dir: Path, auth: str = "apikey", port: int = 9999, oss_port: int = 9000, sts_port: int = 9001,
                 host: str = "127.0.0.1", timers: bool = True, echo_logs: bool = True, instances: int = 2,
                 parameters: dict[str, str] | None = None, env: dict[str, dict[str, str]] | None = None,
-                seed: bool = True, clock: Callable[[], float] = time.time) -> Stack:
+                seed: bool = True, clock: Callable[[], float] = time.time,
+                pass_credentials_expiration: bool = True) -> Stack:
     """The emulator and the gateway, wired from template.yml; ``clock`` is the emulator's (tests move it)."""
     data_dir = Path(data_dir)
     demo = Secrets.load(data_dir)
@@ -147,7 +148,8 @@ def start_stack(*, data_dir: Path, auth: str = "apikey", port: int = 9999, oss_p
         cnames={"localhost": BUCKET}, clock=clock,
     )).start()
     gateway = Gateway(template, cloud, GatewayConfig(port=port, host=host, timers=timers, echo_logs=echo_logs,
-                                                     instances=instances, env_overrides=env or {}))
+                                                     instances=instances, env_overrides=env or {},
+                                                     pass_credentials_expiration=pass_credentials_expiration))
     stack = Stack(cloud, gateway, template, demo, auth)
     try:
         if seed:  # before the triggers are subscribed: seeding the demo is not an upload to react to

@@ -40,3 +40,15 @@ def test_without_the_signer_role_the_function_role_signs(make_stack):
     stack = make_stack()
     answer = _sign(stack, "key=exampledir/exampleobject.txt&expires=600")
     assert _session_of(stack, answer["url"]).role_arn == stack.template.roles["SignFunctionRole"].arn
+
+
+def test_as_in_the_cloud_function_credentials_of_unknown_age_cap_urls_and_say_so(make_stack):
+    """FC's python3.10 context has no credential expiration: without a signer role, a URL asked for two
+    hours gets FUNCTION_CREDENTIALS_LIFETIME (3600 s), reported as clamped by the credentials."""
+    stack = make_stack(pass_credentials_expiration=False)
+    answer = _sign(stack, "key=exampledir/exampleobject.txt&expires=7200")
+    assert answer["clamped"] is True and answer["clamp_reason"] == "credentials"
+    assert 3500 <= answer["expires_in"] <= 3600
+    with_signer = make_stack(pass_credentials_expiration=False, parameters={"UseSignerRole": "true"})
+    answer = _sign(with_signer, "key=exampledir/exampleobject.txt&expires=7200")
+    assert answer["clamped"] is False and answer["expires_in"] == 7200

@@ -239,9 +239,15 @@ def up(argv: list[str]) -> int:
     parser.add_argument("--data", type=Path, default=Path(".local-data"), help="data directory")
     parser.add_argument("--auth", choices=["apikey", "jwt", "none"], default="apikey", help="caller authentication")
     parser.add_argument("--no-timers", action="store_true", help="do not fire timer triggers")
+    parser.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE",
+                        help="a template parameter, e.g. UseSignerRole=true (repeatable)")
+    parser.add_argument("--no-credential-expiration", action="store_true",
+                        help="as FC python3.10: functions are not told when their role credentials expire")
     args = parser.parse_args(argv)
+    parameters = dict(item.split("=", 1) for item in args.parameter if "=" in item)
     stack = start_stack(data_dir=args.data, auth=args.auth, port=args.port, oss_port=args.oss_port,
-                        sts_port=args.sts_port, host=args.host, timers=not args.no_timers)
+                        sts_port=args.sts_port, host=args.host, timers=not args.no_timers, parameters=parameters,
+                        pass_credentials_expiration=not args.no_credential_expiration)
     print(banner(stack), flush=True)
     try:
         while True:

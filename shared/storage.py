@@ -33,6 +33,7 @@ import urllib3
 
 from shared import config as config_module
 from shared.errors import AppError, Forbidden, NotFound, UpstreamError
+from shared.outbound import connection_pool
 from shared.signing import Credentials, Endpoint, Signer, http_date
 from shared.url_options import signing_endpoint  # re-exported
 from shared.validity import parse_utc, to_utc
@@ -125,21 +126,6 @@ def to_app_error(error: OssError) -> AppError:
     return UpstreamError(f"the object store failed: {error.code}{suffix}")
 
 
-# --- the connection pool: one per container -------------------------------------------------------------
-
-_pool: urllib3.PoolManager | None = None
-_pool_lock = threading.Lock()
-
-
-def _shared_pool() -> urllib3.PoolManager:
-    global _pool
-    if _pool is None:
-        with _pool_lock:
-            if _pool is None:
-                _pool = urllib3.PoolManager(num_pools=8, maxsize=16, retries=False, block=False)
-    return _pool
-
-
 # --- the client -------------------------------------------------------------------------------------------
 
 
@@ -169,7 +155,7 @@ class OssClient:
         self.max_retries = max_retries
         self._credentials = credentials
         self._timeout = urllib3.Timeout(connect=min(timeout, 5.0), read=timeout)
-        self._pool = pool or _shared_pool()
+        self._pool = pool or connection_pool()
         self._sleep = sleep
         self._signer: Signer | None = None
         self._signer_lock = threading.Lock()

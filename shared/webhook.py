@@ -31,6 +31,7 @@ from typing import Any
 import urllib3
 
 from shared.errors import UpstreamError
+from shared.outbound import connection_pool
 
 __all__ = [
     "Delivery",
@@ -92,16 +93,6 @@ def verify_signature(secret: str, headers: Mapping[str, str], body: bytes, *, no
     return hmac.compare_digest(expected.encode(), signature.encode())
 
 
-_pool: urllib3.PoolManager | None = None
-
-
-def _shared_pool() -> urllib3.PoolManager:
-    global _pool
-    if _pool is None:
-        _pool = urllib3.PoolManager(num_pools=4, maxsize=4, retries=False)
-    return _pool
-
-
 class WebhookClient:
     """POSTs signed JSON to one URL. Build once per container; ``deliver`` is thread-safe."""
 
@@ -119,7 +110,7 @@ class WebhookClient:
         self.backoff_max = backoff_max
         self._sleep = sleep
         self._clock = clock
-        self._pool = pool or _shared_pool()
+        self._pool = pool or connection_pool()
         self.user_agent = user_agent
 
     @classmethod

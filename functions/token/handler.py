@@ -14,7 +14,7 @@ from shared import http, policy, sts
 from shared import logging as log
 from shared.auth import authenticate
 from shared.config import Settings, StsSettings
-from shared.credentials import function_credentials
+from shared.credentials import function_credentials_for
 from shared.errors import BadRequest, InvalidParameter
 from shared.validity import format_utc
 
@@ -77,7 +77,7 @@ def handler(request: http.Request, settings: Settings, context: Any) -> http.Res
         raise BadRequest("the caller's IP address is unknown, and credentials must be bound to it")
     document = policy.serialize(policy.build_policy(settings.oss.bucket, identity.scope, actions, source_ip))
     session_name = policy.session_name(identity.method, identity.subject)
-    caller = function_credentials(context)
+    caller = function_credentials_for(context, settings)
     assumed, cached = sts.assume_role_cached(
         settings, caller, role_arn=settings.sts.role_arn or "", session_name=session_name,
         duration_seconds=duration, policy=document, cache_key=(identity.scope, actions, source_ip))

@@ -150,17 +150,12 @@ class OssRequestHandler(BaseHTTPRequestHandler):
                     while self.rfile.readline(8192) not in (b"\r\n", b"\n", b""):
                         pass
                     return
-                remaining = size
-                while remaining:
-                    data = self.rfile.read(min(remaining, READ_CHUNK))
-                    if not data:
-                        self.close_connection = True
-                        raise OssError(400, "IncompleteBody", "The request body is incomplete.")
-                    remaining -= len(data)
-                    yield data
+                yield from self._read_exactly(size)
                 self.rfile.readline(16)
             return
-        remaining = length or 0
+        yield from self._read_exactly(length or 0)
+
+    def _read_exactly(self, remaining: int) -> Iterator[bytes]:
         while remaining:
             data = self.rfile.read(min(remaining, READ_CHUNK))
             if not data:

@@ -169,26 +169,32 @@ class Storage:
     def blob_file(self, relative: str) -> Path:
         return self.blob_root / relative
 
-    def write_blob(self, chunks: Iterable[bytes]) -> WrittenBlob:
-        """Stream chunks into a new blob (temp file + rename) and return its size and MD5."""
+    @contextlib.contextmanager
+    def _new_blob(self, *, buffering: int = -1) -> Iterator[tuple[BinaryIO, str]]:
+        """(open temp file, blob path): renamed into place when the block ends, removed if it fails."""
         blob_id = uuid.uuid4().hex
         relative = f"{blob_id[:2]}/{blob_id}"
         final = self.blob_root / relative
         final.parent.mkdir(exist_ok=True)
         tmp = self.tmp_root / f"{blob_id}.tmp"
-        digest = hashlib.md5()  # noqa: S324 - OSS ETag is MD5 by definition
-        size = 0
         try:
-            with open(tmp, "wb") as out:
-                for chunk in chunks:
-                    digest.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
+            with open(tmp, "wb", buffering=buffering) as out:
+                yield out, relative
             os.replace(tmp, final)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
+
+    def write_blob(self, chunks: Iterable[bytes]) -> WrittenBlob:
+        """Stream chunks into a new blob (temp file + rename) and return its size and MD5."""
+        digest = hashlib.md5()  # noqa: S324 - OSS ETag is MD5 by definition
+        size = 0
+        with self._new_blob() as (out, relative):
+            for chunk in chunks:
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
         return WrittenBlob(relative, size, digest.digest())
 
     def copy_blob(self, relative: str) -> str:
@@ -405,21 +411,10 @@ class Storage:
 
     def concat_blobs(self, paths: list[str]) -> str:
         """Concatenate part blobs into a new blob (temp file + rename), copying in the kernel."""
-        blob_id = uuid.uuid4().hex
-        relative = f"{blob_id[:2]}/{blob_id}"
-        final = self.blob_root / relative
-        final.parent.mkdir(exist_ok=True)
-        tmp = self.tmp_root / f"{blob_id}.tmp"
-        try:
-            with open(tmp, "wb", buffering=0) as out:
-                for path in paths:
-                    with open(self.blob_root / path, "rb") as src:
-                        _copy_file(src, out)
-            os.replace(tmp, final)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
+        with self._new_blob(buffering=0) as (out, relative):
+            for path in paths:
+                with open(self.blob_root / path, "rb") as src:
+                    _copy_file(src, out)
         return relative
 
     def close(self) -> None:

@@ -139,14 +139,7 @@ def stream_throughput(sizes_kib: list[int], budget_seconds: float) -> None:
 
                 rates = {"handler": in_process_rate(stack, key, len(body), budget_seconds)}
                 for name, run in (("proxy", via_proxy), ("direct", via_direct)):
-                    run()
-                    timings: list[float] = []
-                    deadline = time.perf_counter() + budget_seconds
-                    while time.perf_counter() < deadline or len(timings) < 5:
-                        started = time.perf_counter()
-                        run()
-                        timings.append(time.perf_counter() - started)
-                    rates[name] = len(body) / statistics.median(timings) / 2**20
+                    rates[name] = median_rate(run, len(body), budget_seconds)
                 ratio = rates["proxy"] / rates["direct"]
                 print(f"  {size_kib:6d} KiB: /download via gateway {rates['proxy']:7.1f} MiB/s | handler in process "
                       f"{rates['handler']:7.1f} MiB/s | direct from the emulator {rates['direct']:7.1f} MiB/s | "
@@ -155,6 +148,18 @@ def stream_throughput(sizes_kib: list[int], budget_seconds: float) -> None:
                 oss.close()
         finally:
             stack.stop()
+
+
+def median_rate(run: Callable[[], None], size: int, budget_seconds: float) -> float:
+    """MiB/s of ``run`` (which moves ``size`` bytes): one warm-up, then the median over the time budget."""
+    run()
+    timings: list[float] = []
+    deadline = time.perf_counter() + budget_seconds
+    while time.perf_counter() < deadline or len(timings) < 5:
+        started = time.perf_counter()
+        run()
+        timings.append(time.perf_counter() - started)
+    return size / statistics.median(timings) / 2**20
 
 
 def in_process_rate(stack: Stack, key: str, size: int, budget_seconds: float) -> float:
@@ -184,14 +189,7 @@ def in_process_rate(stack: Stack, key: str, size: int, budget_seconds: float) ->
             response = handler(event, context)
             assert response["statusCode"] == 200 and len(response["body"]) >= size, response["statusCode"]
 
-        run()
-        timings: list[float] = []
-        deadline = time.perf_counter() + budget_seconds
-        while time.perf_counter() < deadline or len(timings) < 5:
-            started = time.perf_counter()
-            run()
-            timings.append(time.perf_counter() - started)
-        return size / statistics.median(timings) / 2**20
+        return median_rate(run, size, budget_seconds)
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -6,6 +6,7 @@ template's policies), behind HTTP triggers, OSS triggers, timers and an InvokeFu
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -16,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -200,6 +201,21 @@ class Gateway:
         thread = threading.Thread(target=target, args=args, daemon=True)
         thread.start()
         self._threads.append(thread)
+
+    @contextlib.contextmanager
+    def captured_logs(self) -> Iterator[list[dict[str, Any]]]:
+        """The functions' JSON log records while the block runs (tests, tools)."""
+        records: list[dict[str, Any]] = []
+
+        def listen(_function: str, line: str) -> None:
+            with contextlib.suppress(ValueError):
+                records.append(json.loads(line))
+
+        self.log_listeners.append(listen)
+        try:
+            yield records
+        finally:
+            self.log_listeners.remove(listen)
 
     def _log(self, function: str, line: str) -> None:
         for listener in self.log_listeners:

@@ -8,7 +8,6 @@ have identical bodies, which is what these tests compare.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import time
@@ -250,17 +249,8 @@ def test_a_killed_run_is_resumed_once_its_lease_expires(
 
 
 def test_whole_bucket_export_skips_the_functions_own_output(stack: Stack) -> None:
-    lines: list[dict[str, Any]] = []
-
-    def listen(_function: str, line: str) -> None:
-        with contextlib.suppress(ValueError):
-            lines.append(json.loads(line))
-
-    stack.gateway.log_listeners.append(listen)
-    try:
+    with stack.gateway.captured_logs() as lines:
         result = stack.gateway.invoke("export", timer_event("everything", {"format": "jsonl", "part_size": PART}))
-    finally:
-        stack.gateway.log_listeners.remove(listen)
     assert result["status"] == "done", result
     progress_listed = [line["listed"] for line in lines if line.get("event") == "export.progress"][-1]
     rows = read_rows(read_export(stack, result["key"]), "jsonl")
@@ -300,17 +290,8 @@ def test_bad_payloads_are_answered_not_raised(stack: Stack, payload: str, code: 
 
 
 def test_progress_lines_are_logged(stack: Stack) -> None:
-    lines: list[dict[str, Any]] = []
-
-    def listen(_function: str, line: str) -> None:
-        with contextlib.suppress(ValueError):
-            lines.append(json.loads(line))
-
-    stack.gateway.log_listeners.append(listen)
-    try:
+    with stack.gateway.captured_logs() as lines:
         stack.gateway.invoke("export", timer_event("progress", {"prefixes": ["data/"], "format": "jsonl"}))
-    finally:
-        stack.gateway.log_listeners.remove(listen)
     progress = [line for line in lines if line.get("event") == "export.progress"]
     assert progress and {"listed", "rows", "rate"} <= set(progress[-1])
     assert progress[-1]["rows"] == BATCHES * PER_BATCH + len(TRICKY)

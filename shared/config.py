@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigError
+from shared.numbers import parse_ascii_int
 
 FUNCTIONS = ("token", "sign", "download", "on_upload", "export")
 ALL = frozenset(FUNCTIONS)
@@ -45,10 +46,7 @@ def _boolean(raw: str) -> bool:
 
 def _integer(low: int, high: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
-        value = int(raw.strip())
-        if not low <= value <= high:
-            raise ValueError(f"expected an integer from {low} to {high}")
-        return value
+        return parse_ascii_int(raw.strip(), low=low, high=high)
 
     return parse
 

@@ -29,6 +29,7 @@ from urllib.parse import unquote, unquote_plus
 from shared import config
 from shared import logging as log
 from shared.errors import InvalidParameter
+from shared.numbers import ascii_int_or_none
 from shared.validity import parse_utc
 
 R = TypeVar("R")
@@ -135,8 +136,8 @@ def _record(index: int, item: object) -> OssObjectRecord:
     if not isinstance(bucket_name, str) or not bucket_name:
         raise ValueError("oss.bucket.name is missing")
     size = obj.get("size", 0)
-    if isinstance(size, str) and size.isdigit():
-        size = int(size)
+    if isinstance(size, str):
+        size = ascii_int_or_none(size)
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise ValueError("oss.object.size is not a non-negative integer")
     etag = obj.get("eTag", "")

@@ -106,6 +106,12 @@ class Request:
             raise BadRequest(f"request body is not valid JSON: {reason}") from None
         if not isinstance(value, dict):
             raise BadRequest("request body must be a JSON object")
+        try:
+            unicode_text = _is_unicode_text(value)
+        except RecursionError:
+            raise BadRequest("request body is not valid JSON: nested too deeply") from None
+        if not unicode_text:
+            raise BadRequest("request body holds a lone surrogate escape (\\ud800-\\udfff); it is not Unicode text")
         return value
 
     def bearer_token(self) -> str | None:
@@ -129,6 +135,12 @@ def parse_event(event: Any, *, request_id: str = "", max_body_bytes: int = DEFAU
     headers = Headers(_string_map(data.get("headers"), "headers", ", "))
     query = _string_map(data.get("queryParameters"), "queryParameters", ",")
     body = _body(data.get("body"), data.get("isBase64Encoded", False), max_body_bytes)
+    # Every string a route may encode later (an HMAC input, a header, a URL) must be encodable: a lone
+    # surrogate is refused here, once, instead of raising UnicodeEncodeError deep inside a route.
+    for text, name in ((method, "method"), (raw_path, "rawPath"), (path, "path"), (headers, "headers"),
+                       (query, "queryParameters")):
+        if not _is_unicode_text(text if isinstance(text, str) else dict(text)):
+            raise BadRequest(f"malformed request: {name} contains a lone surrogate; it is not Unicode text")
     return Request(
         method=method,
         path=path,
@@ -139,6 +151,24 @@ def parse_event(event: Any, *, request_id: str = "", max_body_bytes: int = DEFAU
         source_ip=_string(http.get("sourceIp"), "requestContext.http.sourceIp"),
         request_id=request_id or _string(context.get("requestId"), "requestContext.requestId"),
     )
+
+
+def _is_unicode_text(value: Any) -> bool:
+    """False if a string anywhere in ``value`` (dict keys included) holds a lone surrogate (U+D800-U+DFFF):
+    JSON's ``\\ud800`` escapes decode to one, and no UTF-8 encoder will take it."""
+    if isinstance(value, str):
+        if value.isascii():
+            return True
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_is_unicode_text(k) and _is_unicode_text(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_is_unicode_text(item) for item in value)
+    return True
 
 
 def _event_request_id(event: Any) -> str:

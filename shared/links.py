@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 from shared.errors import Forbidden, InvalidParameter
 from shared.keys import encode_key_path, quote_component, validate_key
+from shared.numbers import ascii_int_or_none
 
 CANONICAL_PREFIX = "oss-url-link/1"
 LINK_OPTIONS = ("disposition", "filename")
@@ -89,9 +90,9 @@ def verify_link(key: str, query: Mapping[str, str], *, secret: str, now: float) 
         raise InvalidLink(f"the link has an unexpected parameter {unknown[0][:40]!r}")
     exp_text = query.get("exp", "")
     signature = query.get("sig", "")
-    if not exp_text.isascii() or not exp_text.isdigit() or len(exp_text) > MAX_EXP_DIGITS or not signature:
+    exp = ascii_int_or_none(exp_text, max_digits=MAX_EXP_DIGITS)
+    if exp is None or not signature:
         raise InvalidLink("the link is malformed (exp and sig are required)")
-    exp = int(exp_text)
     options = {name: query[name] for name in LINK_OPTIONS if query.get(name)}
     if any(_CONTROL_CHARS.search(value) for value in options.values()):
         raise InvalidLink("the link is malformed")

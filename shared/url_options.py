@@ -22,6 +22,7 @@ from shared.config import Settings
 from shared.disposition import content_disposition
 from shared.errors import Forbidden, InvalidParameter
 from shared.keys import SigningError
+from shared.numbers import ascii_int_or_none
 from shared.signing import Endpoint, PresignOptions
 from shared.validity import ValidityPolicy
 
@@ -242,10 +243,9 @@ class _Reader:
         if isinstance(value, bool):
             raise self._fail(name, "an integer")
         if isinstance(value, str):
-            text = value.strip()
-            if not text.isascii() or not text.isdigit() or len(text) > len(str(high)):
+            value = ascii_int_or_none(value.strip(), max_digits=len(str(high)))
+            if value is None:
                 raise self._fail(name, "an integer")
-            value = int(text)
         if not isinstance(value, int):
             raise self._fail(name, "an integer")
         if not low <= value <= high:

@@ -31,6 +31,7 @@ from typing import Any
 import urllib3
 
 from shared.errors import UpstreamError
+from shared.numbers import ascii_int_or_none
 from shared.outbound import connection_pool
 
 __all__ = [
@@ -85,11 +86,12 @@ def verify_signature(secret: str, headers: Mapping[str, str], body: bytes, *, no
     lower = {name.lower(): value for name, value in headers.items()}
     signature = lower.get(SIGNATURE_HEADER.lower(), "")
     stamp = lower.get(TIMESTAMP_HEADER.lower(), "")
-    if not stamp.isdigit() or not signature.startswith("sha256="):
+    timestamp = ascii_int_or_none(stamp, max_digits=12)
+    if timestamp is None or not signature.startswith("sha256="):
         return False
-    if abs((time.time() if now is None else now) - int(stamp)) > tolerance:
+    if abs((time.time() if now is None else now) - timestamp) > tolerance:
         return False
-    expected = sign_payload(secret, int(stamp), body)
+    expected = sign_payload(secret, timestamp, body)
     return hmac.compare_digest(expected.encode(), signature.encode())
 
 
@@ -164,6 +166,5 @@ class WebhookClient:
 
 
 def _retry_after(value: str | None) -> float | None:
-    if value and value.strip().isdigit():
-        return float(value.strip())
-    return None
+    seconds = ascii_int_or_none(value, max_digits=6)
+    return None if seconds is None else float(seconds)

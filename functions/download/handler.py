@@ -144,7 +144,7 @@ def _single_range(value: str | None) -> str | None:
     if not value:
         return None
     value = value.strip()
-    if not value.lower().startswith("bytes=") or "," in value or len(value) > 64:
+    if not value.isascii() or not value.lower().startswith("bytes=") or "," in value or len(value) > 64:
         return None
     return value
 

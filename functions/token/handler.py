@@ -16,6 +16,7 @@ from shared.auth import authenticate
 from shared.config import Settings, StsSettings
 from shared.credentials import function_credentials_for
 from shared.errors import BadRequest, InvalidParameter
+from shared.numbers import parse_ascii_int
 from shared.validity import format_utc
 
 FUNCTION = "token"
@@ -42,9 +43,10 @@ def _duration(value: Any, sts_settings: StsSettings) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise InvalidParameter("duration must be an integer number of seconds")
     if isinstance(value, str):
-        if not value.strip().isdigit() or len(value.strip()) > 6:
-            raise InvalidParameter("duration must be an integer number of seconds")
-        value = int(value.strip())
+        try:
+            value = parse_ascii_int(value, max_digits=6)
+        except ValueError:
+            raise InvalidParameter("duration must be an integer number of seconds (digits 0-9)") from None
     if not 900 <= value <= sts_settings.max_duration:
         raise InvalidParameter(f"duration must be from 900 to {sts_settings.max_duration} seconds")
     return value

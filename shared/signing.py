@@ -105,6 +105,7 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _VPC_ID = re.compile(r"vpc-[a-z0-9]{1,64}")
+_V1_QUERY_SEPARATORS = re.compile(r"[&?]")
 
 
 # =============================================================================================
@@ -435,13 +436,19 @@ def v4_timestamp(moment: datetime) -> str:
 def is_v1_ambiguous_key(key: str) -> bool:
     """True if a V1 signature for ``key`` would also sign another request: V1 signs the key raw, so
     ``a?uploadId=1`` is signed exactly as object ``a`` with the sub-resource ``uploadId=1`` (ListParts)
-    and ``?acl`` as the bucket's ACL. oss2 refuses keys starting with ``?`` for the same reason."""
+    and ``?acl`` as the bucket's ACL. oss2 refuses keys starting with ``?`` for the same reason.
+
+    Every name after the first ``?`` counts, not only the first (``a.txt?aaa&acl&b`` holds ``acl``), and
+    a later ``?`` separates names too: the request's path may end at any ``?`` of the key."""
     _, question, rest = key.partition("?")
     if not question:
         return False
-    name = rest.split("&", 1)[0].split("=", 1)[0]
     # The service's own list is not published in full: the SDKs' names and any x-oss-* name count.
-    return name in V1_SUBRESOURCES or name.startswith("x-oss-") or name == "cloudboxes"
+    for part in _V1_QUERY_SEPARATORS.split(rest):
+        name = part.split("=", 1)[0]
+        if name in V1_SUBRESOURCES or name.startswith("x-oss-") or name == "cloudboxes":
+            return True
+    return False
 
 
 def _refuse_v1_ambiguous(key: str) -> None:

@@ -3,9 +3,10 @@
 An HTTP function is written as ``handler = http_handler("token", methods=("GET", "POST"), path="/sts")(route)``
 where ``route(request, settings, context)`` returns a response dict built with ``json_response`` & co. The
 wrapper binds the log context, parses the event into a frozen ``Request``, answers CORS preflights, answers
-404 for a path other than ``path`` (when given), turns every
-``AppError`` into its status and a JSON ``{"code", "message", "requestId"}`` body, and turns anything else
-into a 500 that says nothing but the request id (a malformed event, body or parameter is always a 4xx).
+404 for a path other than ``path`` (when given), turns every exception whose type is in the error-answer
+registry (``AppError``; OSS errors through ``shared.storage.to_app_error``) into its status and a JSON
+``{"code", "message", "requestId"}`` body, and turns anything else into a 500 that says nothing but the request
+id, whatever attributes the exception carries (a malformed event, body or parameter is always a 4xx).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -379,16 +381,32 @@ def reset_settings() -> None:
 # --- the wrapper ---------------------------------------------------------------------------------------
 
 
-def as_app_error(exc: BaseException) -> AppError | None:
-    """AppError as is; errors of the signing layer (status/code/message, not AppError subclasses) adapted."""
-    if isinstance(exc, AppError):
-        return exc
-    status, code, message = (getattr(exc, name, None) for name in ("status", "code", "message"))
-    if isinstance(status, int) and 400 <= status <= 599 and isinstance(code, str) and isinstance(message, str):
-        adapted = AppError(message, headers=dict(getattr(exc, "headers", None) or {}))
-        adapted.status = status  # type: ignore[misc]  # instance override of the class default
-        adapted.code = code  # type: ignore[misc]
-        return adapted
+# The explicit map from exception types to what the caller is told (Powertools' exception-handler registry):
+# an exception is answered with its own status and message only if its type (or a base class) is here;
+# anything else is a 500 that names only the request id, its details going to the (masked) log.
+ErrorAnswer = Callable[[Any], AppError]
+_error_answers: dict[type, ErrorAnswer] = {AppError: lambda error: error}
+# Entries whose module the HTTP layer must not import (an exception of that type exists only once its module
+# has been imported, so it is resolved then): "module.Type" -> "module.function".
+_LAZY_ERROR_ANSWERS = {"shared.storage.OssError": "shared.storage.to_app_error"}
+
+
+def register_error_answer(exc_type: type, answer: ErrorAnswer) -> None:
+    """Answer exceptions of ``exc_type`` (and its subclasses) with ``answer(exc)``, an AppError."""
+    _error_answers[exc_type] = answer
+
+
+def error_answer(exc: BaseException) -> AppError | None:
+    """The AppError the registry maps ``exc`` to (most specific type first), or None: a 500."""
+    for cls in type(exc).__mro__:
+        answer = _error_answers.get(cls)
+        if answer is None:
+            target = _LAZY_ERROR_ANSWERS.get(f"{cls.__module__}.{cls.__qualname__}")
+            if target is not None:
+                module, name = target.rsplit(".", 1)
+                answer = getattr(sys.modules[module], name)
+        if answer is not None:
+            return answer(exc)
     return None
 
 
@@ -431,9 +449,9 @@ def http_handler(function: str, *, methods: Iterable[str] = ("GET", "POST"), pat
                 else:
                     response = route(request, settings, context)
             except Exception as exc:
-                error = as_app_error(exc)
+                error = error_answer(exc)
                 logger = log.get_logger()
-                if error is None:
+                if error is None:  # details (message, traceback) to the log, masked; the caller gets the id
                     logger.exception("unhandled error", error_type=type(exc).__name__)
                     response = internal_error_response(request_id)
                 else:

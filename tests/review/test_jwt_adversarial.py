@@ -189,8 +189,9 @@ def test_a_malformed_token_is_a_401_even_through_the_handler(monkeypatch: pytest
     install_env(monkeypatch, AUTH_MODE="jwt", JWT_ISSUER=ISSUER, JWT_AUDIENCE=AUDIENCE, JWT_PUBLIC_KEY=PUBLIC_PEM)
     response = handler(json.dumps(event("GET", "/sign", query={"key": "users/alice/a"}, api_key=None,
                                         headers={"Authorization": f"Bearer {token}"})), context())
-    assert response["statusCode"] == 401, response
-    assert json.loads(response["body"])["code"] == "Unauthorized"
+    # A lone surrogate is refused by the HTTP adapter for any header (400), before authentication runs.
+    expected = (400, "BadRequest") if any("\ud800" <= ch <= "\udfff" for ch in token) else (401, "Unauthorized")
+    assert (response["statusCode"], json.loads(response["body"])["code"]) == expected, response
 
 
 def test_an_unreachable_jwks_is_not_fetched_again_for_every_caller(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -81,6 +81,21 @@ def _prefix(raw: str) -> str:
     return value
 
 
+# Operations whose parameters name no other object (watermark and style can: shared/processing.py).
+DEFAULT_PROCESS_OPERATIONS = ("image/resize,image/crop,image/rotate,image/format,image/quality,image/info,"
+                              "image/auto-orient,image/interlace,image/blur,image/bright,image/contrast,"
+                              "image/sharpen,image/average-hue")
+_PROCESS_OPERATION_RE = re.compile(r"^[a-z]+/[a-z][a-z-]*$")
+
+
+def _process_operations(raw: str) -> frozenset[str]:
+    items = tuple(item.lower() for item in _csv(raw))
+    for item in items:
+        if not _PROCESS_OPERATION_RE.fullmatch(item):
+            raise ValueError(f"expected type/operation such as image/resize, got {item[:40]!r}")
+    return frozenset(items)
+
+
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 
@@ -235,6 +250,13 @@ VARIABLES: tuple[Variable, ...] = (
     _v("URL_MIN_EXPIRES", "urls.min_expires", _integer(1, 3600), "60",
        "Shortest useful validity: below it signing fails instead of returning a URL that dies at once",
        "1..3600", used_by=SIGNING_FUNCTIONS),
+    _v("URL_PROCESS_OPERATIONS", "urls.process_operations", _process_operations, DEFAULT_PROCESS_OPERATIONS,
+       "x-oss-process operations callers may ask for (none whose parameters can name another object: "
+       "no watermark, no style); empty: no processing", "comma list of type/operation, e.g. image/resize",
+       used_by=frozenset({"sign"})),
+    _v("URL_SYMLINK_CHECK", "urls.symlink_check", _boolean, "true",
+       "Before signing or serving a key, find out whether it is a symlink (HEAD, then GetSymlink) and refuse "
+       "one whose target is outside the caller's scope", "true, false", used_by=frozenset({"sign", "download"})),
     # Caller authentication
     _v("AUTH_MODE", "auth.mode", _choice("jwt", "apikey", "none"), None,
        "How callers are verified", "jwt, apikey, none", used_by=AUTHENTICATING_FUNCTIONS,
@@ -303,6 +325,9 @@ VARIABLES: tuple[Variable, ...] = (
     _v("SIGNER_REFRESH_SECONDS", "signer.refresh_before", _integer(60, 21600), "3600",
        "Refresh the signer credentials when less than this remains", "60..21600",
        used_by=SIGNING_FUNCTIONS),
+    _v("SIGNER_SCOPE_CACHE_SIZE", "signer.scope_cache_size", _integer(1, 100000), "1000",
+       "Signer sessions narrowed to a caller's scope kept per instance (least recently used dropped)",
+       "1..100000", used_by=SIGNING_FUNCTIONS),
     _v("FUNCTION_CREDENTIALS_LIFETIME", "signer.function_credentials_lifetime", _integer(900, 129600), "3600",
        "Seconds the function role's own credentials are assumed to stay valid after they are read, when the "
        "runtime does not say (FC issues them for 36 h and rotates them, but not when); bounds URLs signed with "
@@ -431,6 +456,8 @@ class UrlSettings:
     default_expires: int
     max_expires: int
     min_expires: int
+    process_operations: frozenset[str]
+    symlink_check: bool
 
 
 @dataclass(frozen=True)
@@ -469,6 +496,7 @@ class SignerSettings:
     session_seconds: int
     refresh_before: int
     function_credentials_lifetime: int
+    scope_cache_size: int
 
 
 @dataclass(frozen=True)

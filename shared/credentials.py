@@ -10,9 +10,11 @@
    them, but does not say when they were issued; assuming a short remaining life means a URL signed with
    them is never promised longer than it can live. Use SIGNER_ROLE_ARN for longer URLs.
 
-``signing_credentials(context, settings)`` is what the sign, download and export functions use: the
-signer role (assumed through shared/sts.py, cached, refreshed single-flight when less than
-SIGNER_REFRESH_SECONDS remain) when SIGNER_ROLE_ARN is set, else the function credentials.
+``signing_credentials(context, settings, scope)`` is what the sign, download, on_upload and export
+functions use: with SIGNER_ROLE_ARN set, a session of the signer role narrowed to ``scope`` by a session
+policy (shared/scoped_signing.py: one cached session per scope), or the role's own session when no scope
+is given (assumed through shared/sts.py, cached, refreshed single-flight when less than
+SIGNER_REFRESH_SECONDS remain); without it, the function credentials.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from shared import logging as log
+from shared import policy
 from shared.config import Settings
 from shared.errors import ConfigError
+from shared.scoped_signing import ScopedSessions, SigningScope, session_policy
 from shared.signing import Credentials
 from shared.validity import parse_utc
 
-__all__ = ["Credentials", "SignerCredentials", "function_credentials", "function_credentials_for", "reset",
-           "signing_credentials"]
+__all__ = ["Credentials", "SignerCredentials", "SigningScope", "function_credentials", "function_credentials_for",
+           "reset", "signing_credentials"]
 
 ENV_ACCESS_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ENV_ACCESS_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"  # noqa: S105 - a variable name, not a secret
@@ -137,14 +141,21 @@ class SignerCredentials:
 
 
 _signers: dict[str, SignerCredentials] = {}
+_scoped: dict[tuple[str, str], ScopedSessions] = {}
 _signers_lock = threading.Lock()
 
 
-def signing_credentials(context: Any, settings: Settings) -> Credentials:
-    """Credentials to sign URLs and OSS requests with (signer role if configured, else the function's)."""
+def signing_credentials(context: Any, settings: Settings, scope: SigningScope | None = None) -> Credentials:
+    """Credentials to sign URLs and OSS requests with: the signer role's session narrowed to ``scope`` (its
+    own session when ``scope`` is None or empty) if a signer role is configured, else the function's."""
     role_arn = settings.signer.role_arn
     if not role_arn:
         return function_credentials_for(context, settings)
+    if scope is not None and scope.prefixes:
+        return _scoped_sessions(settings).get(
+            scope, lambda wanted: _assume_scoped(context, settings, wanted),
+            on_stale=lambda remaining: log.get_logger().warning(
+                "scoped signer refresh failed; using the current session", remaining_seconds=int(remaining)))
     with _signers_lock:
         signer = _signers.get(role_arn)
         if signer is None:
@@ -152,7 +163,35 @@ def signing_credentials(context: Any, settings: Settings) -> Credentials:
     return signer.get(context, settings)
 
 
+def _scoped_sessions(settings: Settings) -> ScopedSessions:
+    key = (settings.signer.role_arn, settings.oss.bucket)
+    with _signers_lock:
+        sessions = _scoped.get(key)
+        if sessions is None:
+            signer = settings.signer
+            sessions = _scoped[key] = ScopedSessions(max_entries=signer.scope_cache_size,
+                                                     refresh_before=signer.refresh_before,
+                                                     session_seconds=signer.session_seconds)
+        return sessions
+
+
+def _assume_scoped(context: Any, settings: Settings, scope: SigningScope) -> Credentials:
+    from shared import sts
+
+    caller = function_credentials_for(context, settings)
+    name = policy.session_name(f"signer-{settings.function}".replace("_", "-"), scope.label())
+    assumed = sts.client_for(settings, caller).assume_role(
+        settings.signer.role_arn, name, settings.signer.session_seconds,
+        session_policy(settings.oss.bucket, scope))
+    log.register_secrets((assumed.credentials.access_key_secret, assumed.credentials.security_token))
+    log.get_logger().info("scoped signer session", role_arn=settings.signer.role_arn, scope=scope.label(),
+                          expiration=assumed.credentials.expiration.isoformat()
+                          if assumed.credentials.expiration else None)
+    return assumed.credentials
+
+
 def reset() -> None:
     """Forget cached signer credentials (tests)."""
     with _signers_lock:
         _signers.clear()
+        _scoped.clear()

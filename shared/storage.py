@@ -189,6 +189,16 @@ class OssClient:
         response = self._request("HEAD", key, params=params)
         return _object_info(key, response.headers)
 
+    def get_symlink(self, key: str, *, version_id: str | None = None) -> str:
+        """GetSymlink: the key a symlink points to (OSS sends it percent-encoded in x-oss-symlink-target)."""
+        from urllib.parse import unquote
+
+        params: dict[str, str | None] = {"symlink": None}
+        if version_id:
+            params["versionId"] = version_id
+        response = self._request("GET", key, params=params)
+        return unquote(response.headers.get("x-oss-symlink-target", ""), errors="strict")
+
     def get_object(
         self,
         key: str,

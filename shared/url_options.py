@@ -6,9 +6,9 @@ accepted. Every bad value is an ``InvalidParameter`` (400) naming the parameter 
 PUT when SIGN_ALLOW_PUT is off is a 403.
 
 Parameters: method (GET | HEAD | PUT), expires (seconds), disposition (inline | attachment), filename,
-content_type, cache_control, version_id, process, traffic_limit (bit/s), bind_ip (bool), source_ip,
-subnet_mask, domain (default | custom | accelerate), scheme (https | http), version (v4 | v1),
-proxy (bool: a /download proxy link instead of an OSS URL).
+content_type, cache_control, version_id, process (only URL_PROCESS_OPERATIONS), traffic_limit (bit/s),
+bind_ip (bool), source_ip, subnet_mask, domain (default | custom | accelerate), scheme (https | http),
+version (v4 | v1), proxy (bool: a /download proxy link instead of an OSS URL).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from shared.disposition import content_disposition
 from shared.errors import Forbidden, InvalidParameter
 from shared.keys import SigningError
 from shared.numbers import ascii_int_or_none
+from shared.processing import check_process
 from shared.signing import Endpoint, PresignOptions
 from shared.validity import ValidityPolicy
 
@@ -104,7 +105,7 @@ def parse_spec(values: Mapping[str, Any], settings: Settings, *, source_ip: str 
             response_content_type=None if upload else content_type,
             response_cache_control=None if upload else reader.text("cache_control"),
             version_id=reader.text("version_id"),
-            process=reader.text("process"),
+            process=_process(reader, settings, where),
             traffic_limit=reader.integer("traffic_limit", None, 0, 10**10),
             source_ip=source_ip,
             subnet_mask=reader.integer("subnet_mask", None, 0, 128),
@@ -172,6 +173,14 @@ def download_options(query: Mapping[str, str], where: str = "") -> tuple[str | N
         return disposition, filename, content_disposition(filename, disposition)
     except SigningError as error:
         raise InvalidParameter(f"{where}{error.message}") from None
+
+
+def _process(reader: _Reader, settings: Settings, where: str) -> str | None:
+    """The caller's ``process``, only with operations that cannot read another object (shared/processing.py)."""
+    value = reader.text("process")
+    if value is None:
+        return None
+    return check_process(value, settings.urls.process_operations, where)
 
 
 def _default_scheme(settings: Settings, endpoint: Any) -> str:

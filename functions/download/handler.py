@@ -14,6 +14,11 @@ before any of the body is read. Function Compute refuses ``Content-Disposition: 
 function's response, so a download asked for as attachment is always redirected (OSS sets the header
 through ``response-content-disposition``); inline is served directly.
 
+Scope: redirects are signed and streams fetched with credentials narrowed to the caller's scope
+(shared/credentials.py), or, for a proxy link (which does not carry its issuer's scope), to the key's own
+directory. With URL_SYMLINK_CHECK (default) the key is HEADed first and a symlink whose target is outside
+that scope is refused: 403 SymlinkOutOfScope (shared/symlinks.py).
+
 OSS errors: NoSuchKey -> 404, AccessDenied -> 403, anything else -> 502 (JSON error shape).
 """
 
@@ -21,18 +26,22 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from shared import http, links
+from shared import http, links, symlinks
 from shared.auth import authenticate
 from shared.config import Settings
-from shared.credentials import signing_credentials
+from shared.credentials import SigningScope, signing_credentials
 from shared.errors import AppError, InvalidParameter, NotFound
 from shared.keys import InvalidKey, KeyOutsideScope, validate_key
-from shared.signing import PresignOptions, Signer, is_v1_ambiguous_key
+from shared.scoped_signing import directory_scope
+from shared.signing import Credentials, PresignOptions, Signer, is_v1_ambiguous_key
 from shared.url_options import download_options, url_endpoint
 from shared.validity import ValidityPolicy
+
+if TYPE_CHECKING:
+    from shared.storage import OssClient
 
 FUNCTION = "download"
 ROUTE_PREFIX = "/download/"
@@ -54,10 +63,40 @@ class RangeNotSatisfiable(AppError):
 @http.http_handler(FUNCTION, methods=("GET", "HEAD"))
 def handler(request: http.Request, settings: Settings, context: Any) -> http.Response:
     key = key_from_raw_path(request.raw_path)
-    disposition, content_disposition = _authorize(request, settings, key)
+    scope, disposition, content_disposition = _authorize(request, settings, key)
+    access = _Access(settings, context, key, scope)
+    if settings.urls.symlink_check:
+        symlinks.inspect(access.client(), key, access.allows)
     if settings.download.mode == "stream" and disposition != "attachment":
-        return _stream(request, settings, context, key, content_disposition)
-    return _redirect(request, settings, context, key, content_disposition)
+        return _stream(request, settings, access, content_disposition)
+    return _redirect(request, settings, access, content_disposition)
+
+
+class _Access:
+    """The key, the scope it is served under, and credentials that reach no further (fetched once)."""
+
+    def __init__(self, settings: Settings, context: Any, key: str, scope: str) -> None:
+        self.settings = settings
+        self.context = context
+        self.key = key
+        self.scope = scope
+        self._credentials: Credentials | None = None
+
+    def allows(self, key: str) -> bool:
+        return key.startswith(self.scope)
+
+    def credentials(self) -> Credentials:
+        if self._credentials is None:
+            narrowed = directory_scope(self.scope + "x")  # None: no '/'-ended prefix usable in a policy
+            scope = SigningScope.of([narrowed]) if narrowed else None
+            self._credentials = signing_credentials(self.context, self.settings, scope)
+        return self._credentials
+
+    def client(self) -> OssClient:
+        from shared.storage import OssClient  # only when HEADing or streaming: urllib3 stays out otherwise
+
+        credentials = self.credentials()
+        return OssClient.from_settings(self.settings, lambda: credentials, max_retries=2)
 
 
 def key_from_raw_path(raw_path: str) -> str:
@@ -75,12 +114,14 @@ def key_from_raw_path(raw_path: str) -> str:
     return key
 
 
-def _authorize(request: http.Request, settings: Settings, key: str) -> tuple[str | None, str | None]:
-    """Check the link or the caller; return (disposition, Content-Disposition value) to serve with."""
+def _authorize(request: http.Request, settings: Settings, key: str) -> tuple[str, str | None, str | None]:
+    """Check the link or the caller; return (scope, disposition, Content-Disposition value) to serve with.
+
+    A proxy link names one key, not its issuer's scope: it is served under the key's own directory."""
     if links.is_link_request(request.query):
         options = links.verify_link(key, request.query, secret=settings.download.link_secret, now=time.time())
         disposition, _filename, value = download_options(options)
-        return disposition, value
+        return key[:key.rfind("/") + 1], disposition, value
     unknown = sorted(set(request.query) - QUERY_OPTIONS)
     if unknown:
         raise InvalidParameter(f"unknown parameter {unknown[0][:40]!r}; accepted: disposition, filename")
@@ -88,11 +129,12 @@ def _authorize(request: http.Request, settings: Settings, key: str) -> tuple[str
     if not identity.allows_key(key):
         raise KeyOutsideScope("the key is outside the caller's scope")
     disposition, _filename, value = download_options(request.query)
-    return disposition, value
+    return identity.scope, disposition, value
 
 
-def _redirect(request: http.Request, settings: Settings, context: Any, key: str,
+def _redirect(request: http.Request, settings: Settings, access: _Access,
               content_disposition: str | None) -> http.Response:
+    key = access.key
     download = settings.download
     if settings.urls.signature_version == "v1" and is_v1_ambiguous_key(key):
         # V1 signs the key raw: the URL's signature would also cover ``<key before '?'>?<sub-resource>``.
@@ -100,7 +142,7 @@ def _redirect(request: http.Request, settings: Settings, context: Any, key: str,
     domain = "custom" if settings.oss.custom_domain is not None else "default"
     endpoint = url_endpoint(settings, domain=domain)  # ours, from configuration: never from the request
     floor = min(settings.urls.min_expires, download.redirect_expires)
-    signer = Signer(signing_credentials(context, settings), endpoint, settings.oss.bucket, region=settings.oss.region,
+    signer = Signer(access.credentials(), endpoint, settings.oss.bucket, region=settings.oss.region,
                     version=settings.urls.signature_version,  # type: ignore[arg-type]
                     policy=ValidityPolicy(floor_seconds=floor, max_seconds=download.redirect_expires))
     options = PresignOptions(response_content_disposition=content_disposition)
@@ -110,18 +152,18 @@ def _redirect(request: http.Request, settings: Settings, context: Any, key: str,
     return http.redirect(url.url)
 
 
-def _stream(request: http.Request, settings: Settings, context: Any, key: str,
+def _stream(request: http.Request, settings: Settings, access: _Access,
             content_disposition: str | None) -> http.Response:
-    from shared.storage import ObjectTooLarge, OssClient, OssError, to_app_error  # stream mode only
+    from shared.storage import ObjectTooLarge, OssError, to_app_error  # stream mode only
 
-    credentials = signing_credentials(context, settings)
-    client = OssClient.from_settings(settings, lambda: credentials, max_retries=2)
+    key = access.key
+    client = access.client()
     limit = settings.download.stream_max_bytes
     try:
         if request.method == "HEAD":
             info = client.head_object(key)
             if info.size > limit:
-                return _redirect(request, settings, context, key, content_disposition)
+                return _redirect(request, settings, access, content_disposition)
             return _answer(200, dict(info.headers), b"", content_disposition)
         answer = client.get_object(
             key,
@@ -131,7 +173,7 @@ def _stream(request: http.Request, settings: Settings, context: Any, key: str,
             max_bytes=limit,
         )
     except ObjectTooLarge:
-        return _redirect(request, settings, context, key, content_disposition)
+        return _redirect(request, settings, access, content_disposition)
     except OssError as error:
         if error.status == 416:
             raise RangeNotSatisfiable("the requested range is not satisfiable") from None

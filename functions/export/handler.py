@@ -59,6 +59,7 @@ from shared.export import (
     url_signer,
 )
 from shared.keys import InvalidKey
+from shared.scoped_signing import prefixes_scope
 from shared.signing import Signer
 from shared.storage import ListPage, ObjectInfo, OssClient, OssError
 from shared.validity import format_utc
@@ -268,7 +269,7 @@ class ExportJob:
         )
 
     def _signer(self, options: ExportOptions) -> Signer:
-        creds = credentials.signing_credentials(self.context, self.settings)
+        creds = credentials.signing_credentials(self.context, self.settings, prefixes_scope(options.prefixes))
         return url_signer(self.settings, creds, domain=options.domain, scheme=options.scheme,
                           version=options.version)
 

@@ -33,6 +33,7 @@ from shared.errors import AppError, UpstreamError
 from shared.events import OssObjectRecord, event_handler, parse_oss_event
 from shared.export import KeyFilter, signing_time, url_signer
 from shared.keys import InvalidKey
+from shared.scoped_signing import prefixes_scope
 from shared.signing import Signer
 from shared.storage import ObjectInfo, OssClient, OssError
 from shared.validity import format_utc, parse_utc
@@ -95,7 +96,8 @@ def process(event: bytes | str | dict[str, Any], context: Any, runtime: Runtime)
                 skipped.append({"key": key, "reason": "stale_etag"})
                 continue
             if signer is None:  # one signer per invocation: the fast path, and one credentials read
-                signer = url_signer(settings, credentials.signing_credentials(context, settings))
+                signer = url_signer(settings, credentials.signing_credentials(
+                    context, settings, prefixes_scope(settings.upload.prefixes)))  # links only for these
             try:
                 link = _link(client, signer, record, key, info, runtime)
             except InvalidKey as error:  # permanent (e.g. a V1-ambiguous key): retrying cannot help

@@ -7,9 +7,12 @@
 Options: shared/url_options.py. The caller is authenticated (shared/auth.py) and every key is checked
 against its scope before any credentials are fetched or anything is signed. A batch answers 200 with one
 result per key, in order; a key that fails carries ``{"key", "error": {"code", "message", "status"}}``.
-Every URL's validity is clamped (shared/validity.py) to what the signing credentials have left, and
-reported: ``expires_at``, ``expires_in``, ``clamped``, ``clamp_reason``. With SIGN_CHECK_EXISTS each key is
-HEADed first (a batch: a small thread pool), so a typo is a 404 rather than a dead link. A proxy link
+URLs are signed with credentials narrowed to the caller's scope (shared/credentials.py: a session of the
+signer role with a session policy), so OSS itself refuses a URL outside it. Every URL's validity is clamped
+(shared/validity.py) to what those credentials have left, and reported: ``expires_at``, ``expires_in``,
+``clamped``, ``clamp_reason``. With URL_SYMLINK_CHECK (default) or SIGN_CHECK_EXISTS each GET/HEAD key is
+HEADed first (a batch: a small thread pool): a symlink whose target is outside the scope is refused
+(403 SymlinkOutOfScope, shared/symlinks.py), and with SIGN_CHECK_EXISTS a typo is a 404, not a dead link. A proxy link
 (``proxy=true``) is valid for the requested time within URL_MAX_EXPIRES: the download function signs a
 fresh short URL each time it is used, so it does not depend on today's credentials.
 """
@@ -22,12 +25,12 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from shared import http, links
+from shared import http, links, symlinks
 from shared import logging as log
 from shared.auth import Identity, authenticate
 from shared.config import Settings
-from shared.credentials import signing_credentials
-from shared.errors import AppError, BadRequest, InvalidParameter
+from shared.credentials import SigningScope, signing_credentials
+from shared.errors import AppError, BadRequest, InvalidParameter, NotFound
 from shared.keys import (
     CredentialsExpiring,
     InvalidKey,
@@ -92,8 +95,8 @@ class _Job:
         self.identity = identity
         self.source_ip = source_ip
         self.now = datetime.now(timezone.utc)
-        self._credentials: Credentials | None = None
-        self._signers: dict[tuple[Any, str], Signer] = {}
+        self._credentials: dict[bool, Credentials] = {}
+        self._signers: dict[tuple[Any, str, bool], Signer] = {}
         validate_scope_prefix(identity.scope)  # once per request, not once per key
 
     # -- entry points ------------------------------------------------------------------------------------
@@ -104,8 +107,8 @@ class _Job:
         refusal = _v1_refusal(key, spec, "")
         if refusal is not None:
             raise refusal
-        if self.settings.sign.check_exists and spec.method != "PUT":
-            self._head(key, spec)
+        if self._inspects(spec):
+            self._inspect(key, spec)
         return self._sign_group([key], spec)[0]
 
     def batch(self, items: Any, shared_values: dict[str, Any]) -> list[Result]:
@@ -142,8 +145,8 @@ class _Job:
                     if refusal is not None:
                         results[index] = _error_result(key, refusal)
         _drop_answered(groups, results)
-        if self.settings.sign.check_exists:
-            self._head_many(groups, results)
+        if any(self._inspects(spec) for spec, _indexes, keys in groups.values() if keys):
+            self._inspect_many(groups, results)
             _drop_answered(groups, results)  # the keys that failed the HEAD
         for spec, indexes, keys in groups.values():  # pass 2: one presign_many per distinct options
             if not keys:
@@ -191,18 +194,22 @@ class _Job:
 
     # -- signing ---------------------------------------------------------------------------------------
 
-    def credentials(self) -> Credentials:
-        if self._credentials is None:
-            self._credentials = signing_credentials(self.context, self.settings)
-        return self._credentials
+    def credentials(self, *, write: bool = False) -> Credentials:
+        """Credentials that can read (and with ``write``, put) only inside the caller's scope."""
+        credentials = self._credentials.get(write)
+        if credentials is None:
+            scope = SigningScope.of([self.identity.scope], write=write)
+            credentials = self._credentials[write] = signing_credentials(self.context, self.settings, scope)
+        return credentials
 
     def _signer(self, spec: UrlSpec) -> Signer:
-        token = (spec.endpoint, spec.version)
+        write = spec.method == "PUT"
+        token = (spec.endpoint, spec.version, write)
         signer = self._signers.get(token)
         if signer is None:
             settings = self.settings
-            signer = Signer(self.credentials(), spec.endpoint, settings.oss.bucket, region=settings.oss.region,
-                            version=spec.version, policy=validity_policy(settings))
+            signer = Signer(self.credentials(write=write), spec.endpoint, settings.oss.bucket,
+                            region=settings.oss.region, version=spec.version, policy=validity_policy(settings))
             self._signers[token] = signer
         return signer
 
@@ -246,34 +253,46 @@ class _Job:
             for key in keys
         ]
 
-    # -- existence checks ------------------------------------------------------------------------------
+    # -- existence and symlink checks ------------------------------------------------------------------
+
+    def _inspects(self, spec: UrlSpec) -> bool:
+        """Downloads are looked at first (uploads replace whatever is there, links included)."""
+        settings = self.settings
+        return spec.method != "PUT" and (settings.urls.symlink_check or settings.sign.check_exists)
 
     def _client(self) -> OssClient:
-        from shared.storage import OssClient  # only with SIGN_CHECK_EXISTS: urllib3 stays out of the cold start
+        from shared.storage import OssClient  # only when inspecting: urllib3 stays out of the cold start
 
         credentials = self.credentials()
         return OssClient.from_settings(self.settings, lambda: credentials, max_retries=1)
 
-    def _head(self, key: str, spec: UrlSpec, client: OssClient | None = None) -> None:
+    def _inspect(self, key: str, spec: UrlSpec, client: OssClient | None = None) -> None:
+        """403 SymlinkOutOfScope for a link leaving the scope; 404 for a missing key with SIGN_CHECK_EXISTS."""
         from shared.storage import OssError, to_app_error
 
-        try:
-            (client or self._client()).head_object(key, version_id=spec.options.version_id)
-        except OssError as error:
-            raise to_app_error(error) from None
+        client = client or self._client()
+        version_id = spec.options.version_id
+        if self.settings.urls.symlink_check:
+            found = symlinks.inspect(client, key, self.identity.allows_key, version_id=version_id).exists
+        else:
+            try:
+                client.head_object(key, version_id=version_id)
+            except OssError as error:
+                raise to_app_error(error) from None
+            found = True
+        if not found and self.settings.sign.check_exists:
+            raise NotFound("the object does not exist")
 
-    def _head_many(self, groups: dict[str, tuple[UrlSpec, list[int], list[str]]],
-                   results: list[Result | None]) -> None:
-        checks = [(index, key, spec) for spec, indexes, keys in groups.values() if spec.method != "PUT"
+    def _inspect_many(self, groups: dict[str, tuple[UrlSpec, list[int], list[str]]],
+                      results: list[Result | None]) -> None:
+        checks = [(index, key, spec) for spec, indexes, keys in groups.values() if self._inspects(spec)
                   for index, key in zip(indexes, keys, strict=True)]
-        if not checks:
-            return
         client = self._client()
 
         def check(entry: tuple[int, str, UrlSpec]) -> tuple[int, str, AppError | None]:
             index, key, spec = entry
             try:
-                self._head(key, spec, client)
+                self._inspect(key, spec, client)
             except AppError as error:
                 return index, key, error
             return index, key, None
@@ -285,7 +304,7 @@ class _Job:
             for index, key, error in pool.map(check, checks):
                 if error is not None:
                     results[index] = _error_result(key, error)
-        log.get_logger().debug("existence checked", count=len(checks),
+        log.get_logger().debug("keys inspected", count=len(checks),
                                duration_ms=round((time.perf_counter() - started) * 1000, 1))
 
 

@@ -1,13 +1,15 @@
 """UseSignerRole: URLs are signed with a dedicated 12-hour role session that the sign function assumes
-through the local STS (trust and sts:AssumeRole checked by the emulator), not with its own credentials."""
+through the local STS (trust and sts:AssumeRole checked by the emulator), not with its own credentials,
+narrowed by a session policy to the caller's scope: the emulator refuses anything else signed with it."""
 
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from urllib.parse import parse_qs, urlsplit
 
-from local.up import caller_headers
+from local.up import caller_headers, root_bucket
 
 
 def _sign(stack, query: str) -> dict:
@@ -52,3 +54,54 @@ def test_as_in_the_cloud_function_credentials_of_unknown_age_cap_urls_and_say_so
     with_signer = make_stack(pass_credentials_expiration=False, parameters={"UseSignerRole": "true"})
     answer = _sign(with_signer, "key=exampledir/exampleobject.txt&expires=7200")
     assert answer["clamped"] is False and answer["expires_in"] == 7200
+
+
+# --- scope-narrowed sessions: the emulator, not our key check, refuses what is outside the scope -----------------
+
+
+def _fetch(url: str, *, method: str = "GET", data: bytes | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, method=method, data=data)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def _direct_signer(stack, session, version: str = "v4"):
+    """A signer holding the session our sign function used, pointed at the emulator: it signs anything."""
+    from shared.signing import Credentials, Endpoint, Signer
+
+    credentials = Credentials(session.access_key_id, session.access_key_secret, session.security_token,
+                              session.expiration)
+    return Signer(credentials, Endpoint(stack.cloud.oss_endpoint, "http", "path"), "demo-bucket",
+                  region="cn-hangzhou", version=version)
+
+
+def test_urls_are_signed_by_a_session_narrowed_to_the_callers_scope(make_stack):
+    stack = make_stack(parameters={"UseSignerRole": "true"})
+    root_bucket(stack).put_object("otherdir/secret.txt", b"not for exampledir callers")
+    answer = _sign(stack, "key=exampledir/exampleobject.txt&expires=600")
+    session = _session_of(stack, answer["url"])
+    assert session.role_arn == stack.template.roles["SignerRole"].arn
+    resources = [r for statement in session.session_policy["Statement"] for r in statement["Resource"]]
+    assert resources == ["acs:oss:*:*:demo-bucket/exampledir/*"]
+    assert _fetch(answer["url"]) == (200, b"Hello from exampledir/exampleobject.txt.\n")
+    for version in ("v4", "v1"):
+        signer = _direct_signer(stack, session, version)
+        inside = signer.presign("exampledir/exampleobject.txt", expires=600).url
+        assert _fetch(inside)[0] == 200, version  # the control: the session itself works
+        for key in ("otherdir/secret.txt", "exampledir-other/x", "exampleobject.txt"):
+            status, body = _fetch(signer.presign(key, expires=600).url)
+            assert status == 403 and b"<Code>AccessDenied</Code>" in body, (version, key, status, body[:200])
+        put = signer.presign("exampledir/new.txt", expires=600, method="PUT").url
+        assert _fetch(put, method="PUT", data=b"x")[0] == 403  # a GET session cannot write either
+
+
+def test_one_sts_call_per_scope_however_many_urls(make_stack):
+    stack = make_stack(parameters={"UseSignerRole": "true"})
+    with stack.gateway.captured_logs() as records:
+        urls = [_sign(stack, f"key=exampledir/k{i}.txt")["url"] for i in range(5)]
+    assert len({_session_of(stack, url).access_key_id for url in urls}) == 1
+    assumed = [r for r in records if r.get("event") == "scoped signer session"]
+    assert [r["scope"] for r in assumed] == ["exampledir/"]

@@ -10,7 +10,7 @@ help:
 	@echo "make run      set up, then start the local cloud + gateway with a demo bucket (python -m local up)"
 	@echo "make test     set up, then run lint and the whole test suite"
 	@echo "make bench    set up, then run every benchmark under bench/"
-	@echo "make package  build dist/code.zip and dist/layer.zip (what template.yml deploys)"
+	@echo "make package  build dist/<function>.zip and dist/layer.zip (what template.yml deploys)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -10,7 +10,8 @@ commands:
   serve     the OSS + STS emulator alone
   up        the emulator plus the gateway running template.yml, with a demo bucket (what `make run` starts)
   invoke    invoke one function once (through a running `up`, or in-process)
-  package   build dist/code.zip and dist/layer.zip
+  package   build dist/<function>.zip and dist/layer.zip
+  apikey    mint an API key for a partner and print the ApiKeys entry that deploys it
   env-table print the README's environment-variable table from shared/config.py
 """
 
@@ -32,6 +33,10 @@ def main(argv: list[str]) -> int:
         from local.up import invoke
 
         return invoke(rest)
+    if command == "apikey":
+        from local.apikey import main as apikey
+
+        return apikey(rest)
     if command == "env-table":
         from local.docs import main as env_table
 

@@ -1,6 +1,12 @@
 """Runs template.yml locally: each function in its own worker process, with its own environment and
 the credentials of its own template role (assumed on the local STS, so the emulator enforces the
 template's policies), behind HTTP triggers, OSS triggers, timers and an InvokeFunction API.
+
+Code is found as FC finds it: each function's package is named by its ``Code.OssObjectName`` (``<prefix>token.zip``)
+and its layers by ``Layers``. From the repository (the default) the package is ``functions/token/`` and the layer is
+``shared/`` with the development interpreter's site-packages standing in for its dependencies; with ``archives``
+(the output of ``make package``) the zips are unpacked and run under the given interpreter with ``-I -S``, so only
+the standard library, the code package and the layer are importable, as on FC.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ import json
 import os
 import queue
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -26,10 +34,11 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from local.sts import Role
-from local.template import FunctionSpec, Template
+from local.template import FunctionSpec, Template, TemplateError
 from local.worker import decode_result, read_frame, write_frame
 
 ROOT = Path(__file__).resolve().parent.parent
+WORKER_SCRIPT = Path(__file__).resolve().parent / "worker.py"
 FUNCTION_CREDENTIAL_SECONDS = 36 * 3600  # FC role credentials last 36 h
 CREDENTIAL_REFRESH_SECONDS = 12 * 3600
 RESERVED_RESPONSE_HEADERS = {"connection", "content-length", "date", "keep-alive", "server", "transfer-encoding"}
@@ -45,17 +54,111 @@ def new_request_id() -> str:
     return f"1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
 
 
+# --- code packages --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FunctionCode:
+    """Where one function's instances import from, and with which interpreter."""
+
+    interpreter: str
+    flags: tuple[str, ...]
+    code_dir: Path  # FC's /code
+    layer_dirs: tuple[Path, ...]  # FC's /opt/python, one per layer
+
+    def command(self, spec: FunctionSpec) -> list[str]:
+        layers = [arg for path in self.layer_dirs for arg in ("--layer", str(path))]
+        return [self.interpreter, *self.flags, str(WORKER_SCRIPT), "--code", str(self.code_dir), *layers,
+                spec.handler, *([spec.initializer] if spec.initializer else [])]
+
+
+class CodeLayout:
+    """Resolves each function's code package and layers, from the repository or from built archives."""
+
+    def __init__(self, template: Template, *, archives: Path | None = None, python: str | None = None,
+                 functions_dir: Path = ROOT / "functions", shared_dir: Path = ROOT / "shared"):
+        self.template = template
+        self.archives = Path(archives) if archives else None
+        self.python = python or sys.executable
+        self.functions_dir = Path(functions_dir)
+        self.shared_dir = Path(shared_dir)
+        self._scratch_dir: Path | None = None
+        self._unpacked: dict[str, Path] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def _scratch(self) -> Path:
+        if self._scratch_dir is None:
+            self._scratch_dir = Path(tempfile.mkdtemp(prefix="local-fc-code-"))
+        return self._scratch_dir
+
+    def close(self) -> None:
+        if self._scratch_dir is not None:
+            shutil.rmtree(self._scratch_dir, ignore_errors=True)
+            self._scratch_dir = None
+
+    def for_function(self, spec: FunctionSpec) -> FunctionCode:
+        if self.archives is None:
+            return self._from_repository(spec)
+        return self._from_archives(spec)
+
+    def _from_repository(self, spec: FunctionSpec) -> FunctionCode:
+        code_dir = self.functions_dir / spec.short_name
+        module = spec.handler.partition(".")[0]
+        if not (code_dir / f"{module}.py").is_file():
+            raise TemplateError(f"{spec.logical_id}: {spec.code.object_name if spec.code else '?'} would hold "
+                                f"{code_dir.relative_to(self.functions_dir.parent)}/, which has no {module}.py")
+        # The layer's python/ holds only shared/: a directory with a link to it keeps the repository root (and
+        # its functions/ package) off sys.path. The development site-packages stand in for the pinned deps.
+        layer_dir = self._scratch / "repository-layer" / "python"
+        with self._lock:
+            if not layer_dir.exists():
+                layer_dir.mkdir(parents=True)
+                (layer_dir / "shared").symlink_to(self.shared_dir, target_is_directory=True)
+        return FunctionCode(self.python, ("-I", "-B"), code_dir, tuple(layer_dir for _ in spec.layers[:1]))
+
+    def _from_archives(self, spec: FunctionSpec) -> FunctionCode:
+        assert self.archives is not None and spec.code is not None
+        code_dir = self._unpack(spec.code.archive_name)
+        layer_dirs = []
+        for arn in spec.layers:
+            layer = self.template.layers.get(arn)
+            if layer is None:  # an existing layer: only its archive, built by `make package`, can stand for it
+                raise TemplateError(f"{spec.logical_id}: layer {arn} is not published by this template; the local "
+                                    "gateway runs only layers whose archive it has")
+            layer_dirs.append(self._unpack(layer.code.archive_name) / "python")
+        return FunctionCode(self.python, ("-I", "-S", "-B"), code_dir, tuple(layer_dirs))
+
+    def _unpack(self, archive_name: str) -> Path:
+        """FC extracts a code package to /code and a layer to /opt; each archive is unpacked once."""
+        import zipfile
+
+        assert self.archives is not None
+        with self._lock:
+            if archive_name in self._unpacked:
+                return self._unpacked[archive_name]
+            source = self.archives / archive_name
+            if not source.is_file():
+                raise TemplateError(f"{source} does not exist: build the archives first (make package)")
+            target = self._scratch / archive_name.removesuffix(".zip")
+            with zipfile.ZipFile(source) as archive:
+                archive.extractall(target)
+            self._unpacked[archive_name] = target
+            return target
+
+
 # --- function instances ---------------------------------------------------------------------------
 
 
 class Worker:
     """A running function instance (one process, one invocation at a time)."""
 
-    def __init__(self, spec: FunctionSpec, env: Mapping[str, str], log: Callable[[str, str], None]):
+    def __init__(self, spec: FunctionSpec, code: FunctionCode, env: Mapping[str, str],
+                 log: Callable[[str, str], None]):
         self.spec = spec
-        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "local.worker", spec.handler, *([spec.initializer] if spec.initializer else [])],
-            cwd=ROOT, env=dict(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and worker script
+            code.command(spec), cwd=code.code_dir, env=dict(env),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         self.lock = threading.Lock()
         threading.Thread(target=self._forward_logs, args=(log,), daemon=True).start()
@@ -94,8 +197,9 @@ class Worker:
 class FunctionPool:
     """Instances of one function, started on demand up to ``size`` (FC scales out the same way)."""
 
-    def __init__(self, spec: FunctionSpec, env: Mapping[str, str], size: int, log: Callable[[str, str], None]):
-        self.spec, self.env, self.size, self.log = spec, dict(env), size, log
+    def __init__(self, spec: FunctionSpec, code: FunctionCode, env: Mapping[str, str], size: int,
+                 log: Callable[[str, str], None]):
+        self.spec, self.code, self.env, self.size, self.log = spec, code, dict(env), size, log
         self.idle: queue.LifoQueue[Worker] = queue.LifoQueue()
         self.started = 0
         self.lock = threading.Lock()
@@ -105,7 +209,7 @@ class FunctionPool:
         with self.lock:
             if self.idle.empty() and self.started < self.size:
                 self.started += 1
-                worker = Worker(self.spec, self.env, self.log)
+                worker = Worker(self.spec, self.code, self.env, self.log)
                 self.all.append(worker)
                 return worker
         return self.idle.get()
@@ -137,6 +241,10 @@ class GatewayConfig:
     # FC's python3.10 context carries no credential expiration; locally we know it and pass it (so URLs are
     # not capped at FUNCTION_CREDENTIALS_LIFETIME). False is the cloud's behaviour exactly.
     pass_credentials_expiration: bool = True
+    # None: run the functions from the repository; a directory: from the archives `make package` built there
+    archives: Path | None = None
+    python: str | None = None  # the interpreter for the archives (default: this one)
+    functions_dir: Path = ROOT / "functions"
 
 
 @dataclass
@@ -157,6 +265,8 @@ class Gateway:
         self.credentials_lock = threading.Lock()
         self.async_queue: queue.Queue[tuple[str, bytes, int, str] | None] = queue.Queue()
         self.server: ThreadingHTTPServer | None = None
+        self.code = CodeLayout(template, archives=config.archives, python=config.python,
+                               functions_dir=config.functions_dir)
         self.log_listeners: list[Callable[[str, str], None]] = []
         self.invocations: list[dict[str, Any]] = []  # async results, for tests and the CLI
         self._stop = threading.Event()
@@ -167,8 +277,15 @@ class Gateway:
         self.server = ThreadingHTTPServer((self.config.host, self.config.port), _make_http_handler(self))
         self.server.daemon_threads = True
         self.config.port = self.server.server_address[1]
+        try:
+            codes = {spec.name: self.code.for_function(spec) for spec in self.template.functions.values()}
+        except Exception:
+            self.server.server_close()
+            self.code.close()
+            raise
         for spec in self.template.functions.values():
-            self.pools[spec.name] = FunctionPool(spec, self._environment(spec), self.config.instances, self._log)
+            self.pools[spec.name] = FunctionPool(spec, codes[spec.name], self._environment(spec),
+                                                 self.config.instances, self._log)
         self._spawn(self.server.serve_forever)
         self._spawn(self._async_loop)
         self._subscribe_oss_triggers()
@@ -186,6 +303,7 @@ class Gateway:
             self.server.server_close()
         for pool in self.pools.values():
             pool.stop()
+        self.code.close()
 
     def __enter__(self) -> Gateway:
         return self.start()
@@ -239,11 +357,10 @@ class Gateway:
             "FC_FUNCTION_NAME": spec.name,
             "FC_FUNCTION_HANDLER": spec.handler,
             "FC_FUNCTION_MEMORY_SIZE": str(spec.memory),
-            "PYTHONPATH": str(ROOT),
-            "PYTHONDONTWRITEBYTECODE": "1",
         })
-        if spec.environment.get("DOWNLOAD_BASE_URL") is not None:
-            env["DOWNLOAD_BASE_URL"] = self.url if env.get("DOWNLOAD_LINK_SECRET") else ""
+        domain = self.template.parameters.get("ApiDomainName")
+        if domain and env.get("DOWNLOAD_BASE_URL") == f"https://{domain}":
+            env["DOWNLOAD_BASE_URL"] = self.url  # locally the custom domain is served by this gateway (its "DNS")
         env.update(self.config.env_overrides.get("*", {}))
         env.update(self.config.env_overrides.get(spec.short_name, {}))
         return env
@@ -388,6 +505,17 @@ class TimerSchedule:
         return croniter(self.cron, local, second_at_beginning=True).get_next(datetime).astimezone(timezone.utc)
 
 
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def canonical_header_name(name: str) -> str:
+    """Header names as FC's front end delivers them: Go's canonical MIME form (``x-api-key`` -> ``X-Api-Key``),
+    https://pkg.go.dev/net/textproto#CanonicalMIMEHeaderKey; a name with other characters is left as sent."""
+    if not name or not set(name) <= _TOKEN_CHARS:
+        return name
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
 def http_event(method: str, raw_path: str, query: list[tuple[str, str]], headers: Mapping[str, str], body: bytes,
                source_ip: str, account_id: str, request_id: str) -> dict[str, Any]:
     """The FC 3.0 HTTP trigger event, repeated headers and query keys joined with commas."""
@@ -411,7 +539,7 @@ def http_event(method: str, raw_path: str, query: list[tuple[str, str]], headers
             "domainName": "127.0.0.1",
             "domainPrefix": "local",
             "http": {"method": method, "path": unquote(raw_path), "protocol": "HTTP/1.1", "sourceIp": source_ip,
-                     "userAgent": headers.get("user-agent", "")},
+                     "userAgent": next((v for k, v in headers.items() if k.lower() == "user-agent"), "")},
             "requestId": request_id,
             "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "timeEpoch": str(int(now.timestamp() * 1000)),
@@ -447,7 +575,7 @@ def _make_http_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                                               "requestId": request_id}).encode())
             headers: dict[str, str] = {}
             for key, value in self.headers.items():
-                name = key.lower()
+                name = canonical_header_name(key)
                 headers[name] = f"{headers[name]},{value}" if name in headers else value
             event = http_event(self.command, parts.path, parse_qsl(parts.query, keep_blank_values=True), headers,
                                body, self.client_address[0], gateway.template.account_id, request_id)

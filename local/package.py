@@ -1,6 +1,6 @@
 """`python -m local package`: build what template.yml deploys.
 
-- ``code.zip``: ``functions/`` (the handlers; FC imports ``functions.<name>.handler``).
+- ``<name>.zip`` per function: the files of ``functions/<name>/`` at the archive root (Handler ``handler.handler``).
 - ``layer.zip``: ``python/shared/`` plus the pinned runtime dependencies under ``python/``, built for the
   python3.10 runtime on Linux x86_64 (FC adds ``/opt/python`` to the import path).
 Archives are written to a temporary name and renamed, so a failed build never leaves half a zip, and
@@ -83,15 +83,33 @@ def _write_zip(target: Path, entries: Iterable[tuple[Path, str]]) -> None:
     partial.replace(target)
 
 
-def build_code(out: Path, *, compile_bytecode: bool = True) -> Path:
-    target = out / "code.zip"
+def function_names() -> list[str]:
+    """The function packages: the folders of functions/ that hold a handler.py."""
+    return sorted(path.parent.name for path in (ROOT / "functions").glob("*/handler.py"))
+
+
+def build_function(out: Path, name: str, *, compile_bytecode: bool = True) -> Path:
+    """``<name>.zip``: functions/<name>/ with its files at the archive root, as FC unpacks them into /code.
+
+    The folder's empty ``__init__.py`` is left out: it only makes the repository's tests able to import
+    ``functions.<name>.handler``; at the package root it would mean nothing."""
+    target = out / f"{name}.zip"
     with tempfile.TemporaryDirectory() as scratch:
         tree = Path(scratch)
-        _copy_sources("functions", tree)
+        for path in _sources(ROOT / "functions", name):
+            if path.name == "__init__.py" and path.parent == ROOT / "functions" / name:
+                continue
+            destination = tree / path.relative_to(ROOT / "functions" / name)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, destination)
         if compile_bytecode:
             _precompile(tree)
         _write_zip(target, ((path, path.relative_to(tree).as_posix()) for path in _files(tree)))
     return target
+
+
+def build_functions(out: Path, *, compile_bytecode: bool = True) -> list[Path]:
+    return [build_function(out, name, compile_bytecode=compile_bytecode) for name in function_names()]
 
 
 def build_layer(out: Path, *, with_dependencies: bool = True, compile_bytecode: bool = True) -> Path:
@@ -122,8 +140,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "dist")
     parser.add_argument("--no-deps", action="store_true", help="layer with shared/ only (for quick checks)")
     args = parser.parse_args(argv)
-    code = build_code(args.out)
+    archives = build_functions(args.out)
     layer = build_layer(args.out, with_dependencies=not args.no_deps)
-    for path in (code, layer):
+    for path in (*archives, layer):
         print(f"{path} {path.stat().st_size} bytes")
     return 0

@@ -34,21 +34,49 @@ class RoleSpec:
 
 
 @dataclass(frozen=True)
+class CodeLocation:
+    """Where ROS takes a code package from (``Code: {OssBucketName, OssObjectName}``)."""
+
+    bucket: str
+    object_name: str
+
+    @property
+    def archive_name(self) -> str:
+        """The archive's file name, e.g. ``token.zip`` for ``oss-url-functions/token.zip``."""
+        return self.object_name.rpartition("/")[2]
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """A layer version the stack publishes (``ALIYUN::FC3::LayerVersion``)."""
+
+    logical_id: str
+    name: str
+    arn: str
+    code: CodeLocation
+    compatible_runtimes: list[str]
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     logical_id: str
     name: str
-    handler: str  # dotted module path + "." + callable, e.g. functions.token.handler.handler
+    handler: str  # FC's "<file>.<method>", the file at the root of the function's code package
     runtime: str
     timeout: int
     memory: int
     role: str | None  # logical id of the role
     environment: dict[str, str]
-    initializer: str | None = None  # InstanceLifecycleConfig.Initializer.Handler
+    initializer: str | None = None  # InstanceLifecycleConfig.Initializer.Handler, same form as handler
+    code: CodeLocation | None = None
+    layers: tuple[str, ...] = ()  # layer version ARNs, in the order FC applies them
 
     @property
     def short_name(self) -> str:
-        """The folder under functions/ (token, sign, download, on_upload, export)."""
-        return self.handler.split(".")[1]
+        """The code package's name, which is its folder under functions/ (token, sign, ...): ``<name>.zip``."""
+        if self.code is None:
+            raise TemplateError(f"{self.logical_id}: no Code")
+        return self.code.archive_name.removesuffix(".zip")
 
 
 @dataclass(frozen=True)
@@ -76,6 +104,7 @@ class Template:
     functions: dict[str, FunctionSpec] = field(default_factory=dict)  # by function name
     triggers: list[TriggerSpec] = field(default_factory=list)
     routes: list[RouteSpec] = field(default_factory=list)
+    layers: dict[str, LayerSpec] = field(default_factory=dict)  # by layer version ARN
     async_retries: dict[str, int] = field(default_factory=dict)  # function name -> max async retries
 
     def function_by_short_name(self, short: str) -> FunctionSpec:
@@ -112,15 +141,21 @@ def load(
             spec = FunctionSpec(
                 logical_id=logical_id,
                 name=props["FunctionName"],
-                handler=props["Handler"],
+                handler=_handler(logical_id, "Handler", props["Handler"]),
                 runtime=props["Runtime"],
                 timeout=int(props.get("Timeout", 3)),
                 memory=int(props.get("MemorySize", 512)),
                 role=_role_logical_id(resource.get("Properties", {}).get("Role")),
                 environment={k: _env_string(v) for k, v in (props.get("EnvironmentVariables") or {}).items()},
-                initializer=(props.get("InstanceLifecycleConfig") or {}).get("Initializer", {}).get("Handler"),
+                initializer=_initializer(logical_id, props),
+                code=_code(logical_id, props),
+                layers=tuple(props.get("Layers") or ()),
             )
             template.functions[spec.name] = spec
+        elif kind == "ALIYUN::FC3::LayerVersion":
+            arn = resolver.layer_version_arn(props["LayerName"])
+            template.layers[arn] = LayerSpec(logical_id, props["LayerName"], arn, _code(logical_id, props),
+                                             list(props.get("CompatibleRuntime") or []))
         elif kind == "ALIYUN::FC3::Trigger":
             template.triggers.append(TriggerSpec(logical_id, props["FunctionName"], props["TriggerType"],
                                                  props["TriggerName"], props["TriggerConfig"]))
@@ -132,6 +167,34 @@ def load(
         else:
             raise TemplateError(f"{logical_id}: resource type {kind} is not supported by the local gateway")
     return template
+
+
+# FC documents the Python handler as "<file>.<method>" with the file at the code package root
+# (function-compute.md, section 0); a dotted package path is not a documented form, so it is refused here.
+_HANDLER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _handler(logical_id: str, prop: str, value: Any) -> str:
+    if not isinstance(value, str) or not _HANDLER_RE.fullmatch(value):
+        raise TemplateError(f"{logical_id}.{prop}: {value!r} is not '<file>.<method>' (e.g. handler.handler)")
+    return value
+
+
+def _initializer(logical_id: str, props: Mapping[str, Any]) -> str | None:
+    initializer = (props.get("InstanceLifecycleConfig") or {}).get("Initializer") or {}
+    if "Handler" not in initializer:
+        return None
+    return _handler(logical_id, "InstanceLifecycleConfig.Initializer.Handler", initializer["Handler"])
+
+
+def _code(logical_id: str, props: Mapping[str, Any]) -> CodeLocation:
+    """The OSS location of a code package; the local gateway runs packages the way FC unpacks them."""
+    code = props.get("Code") or {}
+    if not code.get("OssBucketName") or not code.get("OssObjectName"):
+        raise TemplateError(f"{logical_id}.Code: the local gateway runs code from OssBucketName + OssObjectName")
+    if not str(code["OssObjectName"]).endswith(".zip"):
+        raise TemplateError(f"{logical_id}.Code.OssObjectName: {code['OssObjectName']!r} is not a .zip archive")
+    return CodeLocation(str(code["OssBucketName"]), str(code["OssObjectName"]))
 
 
 def _env_string(value: Any) -> str:
@@ -229,11 +292,17 @@ class _Resolver:
             return self._get_att(*name.split(".", 1))
         return self._ref(name)
 
+    def layer_version_arn(self, layer_name: str) -> str:
+        # Each stack publishes version 1 of its layer locally (ARN form: function-compute.md, section 10).
+        return f"acs:fc:{self.pseudo['ALIYUN::Region']}:{self.account_id}:layers/{layer_name}/versions/1"
+
     def _get_att(self, logical_id: str, attribute: str) -> Any:
         resource = self.resources.get(logical_id)
         if resource is None:
             raise TemplateError(f"Fn::GetAtt to unknown resource {logical_id!r}")
         props = resource.get("Properties", {})
+        if resource["Type"] == "ALIYUN::FC3::LayerVersion" and attribute == "LayerVersionArn":
+            return self.layer_version_arn(self.resolve(props["LayerName"]))
         if resource["Type"] == "ALIYUN::RAM::Role" and attribute == "Arn":
             return _role_arn(self.account_id, props["RoleName"])
         if attribute == "FunctionName":

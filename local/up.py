@@ -21,6 +21,7 @@ from local.gateway import FunctionError, Gateway, GatewayConfig
 from local.sts import Role
 
 BUCKET = "demo-bucket"
+CODE_BUCKET = "demo-code"  # where a deploy would upload the archives (the local gateway reads them from --archives)
 ACCOUNT_ID = "1234567890123456"
 REGION = "cn-hangzhou"
 DEMO_OBJECTS: dict[str, bytes] = {
@@ -79,6 +80,7 @@ def demo_jwt(secret: str, *, subject: str = JWT_SUBJECT, issuer: str, audience: 
 def template_parameters(auth: str, demo: Secrets, extra: dict[str, str] | None = None) -> dict[str, str]:
     parameters = {
         "BucketName": BUCKET,
+        "CodeBucket": CODE_BUCKET,
         "AuthMode": auth,
         "AllowWrite": "true",
         "ApiDomainName": "localhost",  # turns on the custom-domain routes the gateway serves
@@ -133,7 +135,8 @@ def start_stack(*, data_dir: Path, auth: str = "apikey", port: int = 9999, oss_p
                 host: str = "127.0.0.1", timers: bool = True, echo_logs: bool = True, instances: int = 2,
                 parameters: dict[str, str] | None = None, env: dict[str, dict[str, str]] | None = None,
                 seed: bool = True, clock: Callable[[], float] = time.time,
-                pass_credentials_expiration: bool = True) -> Stack:
+                pass_credentials_expiration: bool = True, archives: Path | None = None,
+                python: str | None = None) -> Stack:
     """The emulator and the gateway, wired from template.yml; ``clock`` is the emulator's (tests move it)."""
     data_dir = Path(data_dir)
     demo = Secrets.load(data_dir)
@@ -149,7 +152,8 @@ def start_stack(*, data_dir: Path, auth: str = "apikey", port: int = 9999, oss_p
     )).start()
     gateway = Gateway(template, cloud, GatewayConfig(port=port, host=host, timers=timers, echo_logs=echo_logs,
                                                      instances=instances, env_overrides=env or {},
-                                                     pass_credentials_expiration=pass_credentials_expiration))
+                                                     pass_credentials_expiration=pass_credentials_expiration,
+                                                     archives=archives, python=python))
     stack = Stack(cloud, gateway, template, demo, auth)
     try:
         if seed:  # before the triggers are subscribed: seeding the demo is not an upload to react to
@@ -243,11 +247,14 @@ def up(argv: list[str]) -> int:
                         help="a template parameter, e.g. UseSignerRole=true (repeatable)")
     parser.add_argument("--no-credential-expiration", action="store_true",
                         help="as FC python3.10: functions are not told when their role credentials expire")
+    parser.add_argument("--archives", type=Path, help="run the functions from the archives `make package` built here")
+    parser.add_argument("--python", help="the interpreter for --archives (e.g. a python3.10, as on FC)")
     args = parser.parse_args(argv)
     parameters = dict(item.split("=", 1) for item in args.parameter if "=" in item)
     stack = start_stack(data_dir=args.data, auth=args.auth, port=args.port, oss_port=args.oss_port,
                         sts_port=args.sts_port, host=args.host, timers=not args.no_timers, parameters=parameters,
-                        pass_credentials_expiration=not args.no_credential_expiration)
+                        pass_credentials_expiration=not args.no_credential_expiration, archives=args.archives,
+                        python=args.python)
     print(banner(stack), flush=True)
     try:
         while True:
@@ -271,7 +278,7 @@ def invoke(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     event_path = args.event or Path("events") / f"{args.function}.json"
     event = event_path.read_bytes()
-    template = template_module.load()
+    template = template_module.load(parameters={"CodeBucket": CODE_BUCKET})
     spec = template.function_by_short_name(args.function)
     event = with_demo_caller(event, demo_caller_headers(args.auth, Secrets.load(args.data),
                                                         template.parameters["JwtAudience"]))

@@ -5,10 +5,17 @@ variables and module state, so cold starts are real and functions cannot see eac
 Protocol: one length-prefixed JSON frame per invocation on stdin, one per result on the original stdout
 (binary frames: a multi-megabyte base64 body crosses the pipe in a few large reads, not line by line);
 everything the handler prints or logs goes to stderr, which the gateway forwards.
+
+The handler is found as FC finds it (function-compute.md, sections 0 and 10): ``<file>.<method>`` imported from
+the function's own code root (``--code``, FC's /code), with each layer's python directory (``--layer``, FC's
+/opt/python) after it on sys.path. The gateway starts this file as a script with ``-I`` (and ``-S`` for unpacked
+archives), so neither the repository nor the current directory is importable: only the code package, the layers
+and the interpreter's own library. It therefore imports nothing but the standard library.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import importlib
 import json
@@ -97,13 +104,20 @@ def decode_result(result: Any) -> Any:
 
 
 def _load(path: str) -> Any:
-    module_name, _, attribute = path.rpartition(".")
+    """``<file>.<method>``: the module is a file at the code root, not a dotted package path."""
+    module_name, _, attribute = path.partition(".")
     return getattr(importlib.import_module(module_name), attribute)
 
 
 def main() -> None:
-    handler_path = sys.argv[1]
-    initializer_path = sys.argv[2] if len(sys.argv) > 2 else None
+    parser = argparse.ArgumentParser(description="one function instance (started by local.gateway)")
+    parser.add_argument("--code", required=True, help="the function's code root (FC: /code)")
+    parser.add_argument("--layer", action="append", default=[], help="a layer's python directory (FC: /opt/python)")
+    parser.add_argument("handler", help="<file>.<method>")
+    parser.add_argument("initializer", nargs="?", help="<file>.<method> run once before the first event")
+    args = parser.parse_args()
+    sys.path[:0] = [args.code, *args.layer]
+    handler_path, initializer_path = args.handler, args.initializer
     protocol_in = sys.stdin.buffer
     protocol_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # the handler's prints and logs go to stderr

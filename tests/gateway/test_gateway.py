@@ -7,14 +7,15 @@ import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
 from local.gateway import Gateway, GatewayConfig, TimerSchedule
-from local.template import FunctionSpec, RoleSpec, RouteSpec, Template, TriggerSpec
+from local.template import CodeLocation, FunctionSpec, RoleSpec, RouteSpec, Template, TriggerSpec
 from local.up import start_stack
 
-ECHO = "tests.gateway.echo_handler.handler"
+FUNCTIONS_DIR = Path(__file__).resolve().parent / "functions"  # echo/handler.py, a package like functions/<name>/
 
 
 @pytest.fixture
@@ -25,14 +26,16 @@ def echo_gateway(tmp_path):
                         parameters={"BucketName": "demo-bucket"})
     template.roles["EchoRole"] = RoleSpec("EchoRole", "echo", "acs:ram::1234567890123456:role/echo",
                                           policies=[], trusted_services=["fc.aliyuncs.com"], trusted_principals=[])
-    template.functions["echo"] = FunctionSpec("Echo", "echo", ECHO, "python3.10", 7, 128, "EchoRole",
-                                              {"OSS_BUCKET": "demo-bucket"})
+    template.functions["echo"] = FunctionSpec("Echo", "echo", "handler.handler", "python3.10", 7, 128, "EchoRole",
+                                              {"OSS_BUCKET": "demo-bucket"},
+                                              code=CodeLocation("demo-code", "tests/echo.zip"))
     template.routes.append(RouteSpec("/echo/*", "echo", ["GET", "POST"]))
     template.triggers.append(TriggerSpec("EchoOss", "echo", "oss", "created",
                                          {"events": ["oss:ObjectCreated:*"],
                                           "filter": {"key": {"prefix": "in/", "suffix": ".txt"}}}))
     template.async_retries["echo"] = 2
-    gateway = Gateway(template, stack.cloud, GatewayConfig(port=0, timers=False, echo_logs=False)).start()
+    gateway = Gateway(template, stack.cloud, GatewayConfig(port=0, timers=False, echo_logs=False,
+                                                           functions_dir=FUNCTIONS_DIR)).start()
     yield gateway, stack
     gateway.stop()
     stack.stop()
@@ -60,7 +63,7 @@ def test_http_event_has_the_fc3_shape(echo_gateway):
     assert event["requestContext"]["http"]["method"] == "GET"
     assert event["requestContext"]["http"]["sourceIp"] == "127.0.0.1"
     assert event["queryParameters"] == {"x": "1,2", "y": ""}
-    assert event["headers"]["x-multi"] == "one"
+    assert event["headers"]["X-Multi"] == "one" and event["requestContext"]["http"]["userAgent"] == "probe"
     assert event["isBase64Encoded"] is False
     assert data["request_id"] == event["requestContext"]["requestId"] == headers["x-fc-request-id"]
     assert data["function"] == "echo" and data["has_credentials"] and data["bucket_env"] == "demo-bucket"

@@ -22,14 +22,14 @@ from types import TracebackType
 from typing import Any
 
 from local.oss import cors as cors_rules
-from local.oss.api import OssApi
+from local.oss.api import ObjectRead, OssApi
 from local.oss.auth import Verifier
 from local.oss.events import DEFAULT_EVENTS, EventCallback, EventDispatcher, http_deliverer
 from local.oss.server import OssHttpServer
 from local.oss.storage import Storage
 from local.sts import Role, StsService, TokenStore, make_sts_server
 
-__all__ = ["CloudConfig", "LocalCloud", "Role", "main"]
+__all__ = ["CloudConfig", "LocalCloud", "ObjectRead", "Role", "main"]
 
 
 @dataclass
@@ -48,6 +48,9 @@ class CloudConfig:
     public_read: list[str] = field(default_factory=list)  # buckets readable anonymously
     clock: Callable[[], float] = time.time  # server time (epoch seconds), injectable for tests
     virtual_host_bases: tuple[str, ...] = ("localhost",)  # "<bucket>.<base>" is virtual-host style
+    # GetObject through a symlink also evaluates the requester's policies against the target (the strict
+    # reading; False: only the link is checked, the weakest behaviour OSS's documentation allows).
+    check_symlink_target_policy: bool = True
 
 
 class LocalCloud:
@@ -68,7 +71,8 @@ class LocalCloud:
         self.dispatcher = EventDispatcher(region=config.region, account_id=config.account_id)
         verifier = Verifier(root_keys=dict(config.root_keys), tokens=self.token_store, region=config.region,
                             clock=config.clock)
-        self.api = OssApi(self.storage, verifier, self.dispatcher, config.account_id, config.region, config.clock)
+        self.api = OssApi(self.storage, verifier, self.dispatcher, config.account_id, config.region, config.clock,
+                          check_symlink_target_policy=config.check_symlink_target_policy)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> LocalCloud:
@@ -124,6 +128,12 @@ class LocalCloud:
         if self._sts_server is None:
             raise RuntimeError("LocalCloud is not started")
         return f"{self.config.host}:{self._sts_server.server_address[1]}"
+
+    # -- what was read ------------------------------------------------------------------------
+    def object_reads(self) -> list[ObjectRead]:
+        """Recent object reads (direct, through a symlink, or named by x-oss-process), oldest first: a
+        judge sees here which object's bytes a request actually got."""
+        return self.api.reads.entries()
 
     # -- events ------------------------------------------------------------------------------
     def subscribe(self, callback: EventCallback, *, bucket: str, prefix: str = "", suffix: str = "",

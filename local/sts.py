@@ -190,6 +190,7 @@ class TokenStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute(_SCHEMA)
+            self._conn.execute("CREATE INDEX IF NOT EXISTS sessions_by_token ON sessions (security_token)")
 
     def close(self) -> None:
         with self._lock:
@@ -240,12 +241,19 @@ class TokenStore:
 
     def by_access_key(self, access_key_id: str) -> Session | None:
         """The session for an STS AccessKeyId, expired or not (compare ``expiration`` yourself)."""
+        return self._session_where("access_key_id", access_key_id)
+
+    def by_security_token(self, security_token: str) -> Session | None:
+        """The session a security token was issued with, expired or not."""
+        return self._session_where("security_token", security_token)
+
+    def _session_where(self, column: Literal["access_key_id", "security_token"], value: str) -> Session | None:
         with self._lock:
             row = self._conn.execute(
-                "SELECT access_key_id, access_key_secret, security_token, expiration, role_arn, role_id,"
+                "SELECT access_key_id, access_key_secret, security_token, expiration, role_arn, role_id,"  # noqa: S608
                 " session_name, role_policies, session_policy, source_identity, issued_at"
-                " FROM sessions WHERE access_key_id = ?",
-                (access_key_id,),
+                f" FROM sessions WHERE {column} = ?",  # column is one of two constants
+                (value,),
             ).fetchone()
         if row is None:
             return None
@@ -771,9 +779,31 @@ class _StsHandler(BaseHTTPRequestHandler):
     do_GET = _serve
     do_POST = _serve
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # http.server's own errors (malformed request line, unsupported method, oversized headers) answer
+        # in the service's JSON shape instead of an HTML page; the request line is never echoed.
+        self.close_connection = True
+        request_id = str(uuid.uuid4()).upper()
+        body = json.dumps({"RequestId": request_id, "Code": "InternalError" if code == 500 else "InvalidRequest",
+                           "Message": f"The request could not be parsed (HTTP {code})."}).encode()
+        if getattr(self, "request_version", "") not in ("HTTP/1.0", "HTTP/1.1"):
+            self.request_version = "HTTP/1.1"  # an unparsed request line: answer with a status line anyway
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json;charset=utf-8")
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(body)
+        except OSError:
+            pass
+
     def log_message(self, format: str, *args: Any) -> None:
-        # The default access log prints the request line, whose query carries signatures and tokens.
-        log.debug("sts %s %s", self.command, urlsplit(self.path).path)
+        # The default access log prints the request line, whose query carries signatures and tokens;
+        # a malformed request line fails before ``path`` and ``command`` are set.
+        path = getattr(self, "path", "") or ""
+        log.debug("sts %s %s", getattr(self, "command", None) or "-", path.split("?", 1)[0])
 
 
 def make_sts_server(host: str, port: int, service: StsService) -> ThreadingHTTPServer:

@@ -80,6 +80,8 @@ class Session(Protocol):
 class TokenLookup(Protocol):
     def by_access_key(self, access_key_id: str) -> Session | None: ...
 
+    def by_security_token(self, security_token: str) -> Session | None: ...
+
 
 @dataclass(frozen=True)
 class IncomingRequest:
@@ -163,12 +165,12 @@ class Verifier:
             if secret is None:
                 raise OssError(403, "InvalidAccessKeyId", OSSAccessKeyId=access_key_id)
             return secret, Principal("root", access_key_id)
-        session = self.tokens.by_access_key(access_key_id) if self.tokens is not None else None
+        # A token that was never issued is InvalidSecurityToken whatever the key; a real token presented
+        # with any other AccessKeyId (root or another session's) is AccessKeyIdAndSecurityTokenNotMatch.
+        session = self.tokens.by_security_token(token) if self.tokens is not None else None
         if session is None:
-            if access_key_id in self.root_keys:
-                raise OssError(403, "AccessKeyIdAndSecurityTokenNotMatch")
             raise OssError(403, "InvalidSecurityToken")
-        if not hmac.compare_digest(session.security_token.encode(), token.encode()):
+        if not hmac.compare_digest(_bytes(session.access_key_id), _bytes(access_key_id)):
             raise OssError(403, "AccessKeyIdAndSecurityTokenNotMatch")
         if session.expiration.timestamp() <= self.clock():
             raise OssError(403, "SecurityTokenExpired", Expiration=_iso(session.expiration.timestamp()),
@@ -215,11 +217,13 @@ class Verifier:
     def _compare_v1(self, request: IncomingRequest, secret: str, date_value: str, provided: str,
                     access_key_id: str, token: str | None, *, skip: frozenset[str]) -> None:
         params = [(k, v) for k, v in request.query if k not in skip]
-        empty_valued = frozenset(k for k, v in params if v == "")
+        # alibabacloud-oss-v2 also signs the operation's own value-less sub-resource: only names from the
+        # fixed list OSS signs count, so a signature covering an unknown parameter (?zzz) never verifies.
+        operation_names = frozenset(k for k, v in params if v == "" and k in OSS2_SUBRESOURCES)
         candidates: list[str] = []
         for allowed in (
             lambda k: k in OSS2_SUBRESOURCES or k.startswith(("x-oss-", "response-")),
-            lambda k: k in OSS_V2_SUBRESOURCES or k in empty_valued,
+            lambda k: k in OSS_V2_SUBRESOURCES or k in operation_names,
             lambda k: k in ALI_OSS_URL_SUBRESOURCES or k.startswith("response-"),
         ):
             string_to_sign = v1_string_to_sign(request, date_value, [(k, v) for k, v in params if allowed(k)])
@@ -227,9 +231,9 @@ class Verifier:
                 continue
             candidates.append(string_to_sign)
             expected = base64.b64encode(
-                hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha1).digest()
+                hmac.new(secret.encode(), _bytes(string_to_sign), hashlib.sha1).digest()
             ).decode()
-            if hmac.compare_digest(expected.encode(), provided.encode()):
+            if hmac.compare_digest(expected.encode(), _bytes(provided)):
                 return
         raise _signature_mismatch(candidates[0], token, access_key_id)
 
@@ -318,11 +322,11 @@ class Verifier:
         canonical = v4_canonical_request(request, additional, payload_hash, url_form=url_form)
         scope = f"{scope_date}/{region}/{product}/aliyun_v4_request"
         string_to_sign = "\n".join(
-            [V4_ALGORITHM, date_value, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+            [V4_ALGORITHM, date_value, scope, hashlib.sha256(_bytes(canonical)).hexdigest()]
         )
         key = v4_signing_key(secret, scope_date, region, product)
-        expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected.encode(), provided.lower().encode()):
+        expected = hmac.new(key, _bytes(string_to_sign), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected.encode(), _bytes(provided.lower())):
             raise _signature_mismatch(string_to_sign, token, access_key_id, CanonicalRequest=canonical)
 
     # -- time and binding --------------------------------------------------------------------
@@ -392,6 +396,11 @@ def v4_signing_key(secret: str, scope_date: str, region: str, product: str) -> b
 def parse_v4_credential(credential: str) -> tuple[str, str, str, str]:
     """(AccessKeyId, YYYYMMDD, region, product) from ``AK/date/region/product/aliyun_v4_request``."""
     return _parse_credential(credential)
+
+
+def _bytes(text: str) -> bytes:
+    """The bytes a string stands for: header values keep undecodable bytes as surrogate escapes (server.py)."""
+    return text.encode("utf-8", errors="surrogateescape")
 
 
 def _v1_resource(bucket: str | None, key: str | None) -> str:
@@ -464,6 +473,6 @@ def _signature_mismatch(string_to_sign: str, token: str | None, access_key_id: s
         403, "SignatureDoesNotMatch",
         OSSAccessKeyId=access_key_id,
         StringToSign=visible,
-        StringToSignBytes=" ".join(f"{b:02X}" for b in visible.encode()),
+        StringToSignBytes=" ".join(f"{b:02X}" for b in _bytes(visible)),
         **{name: redact(value) for name, value in extra.items()},
     )

@@ -55,6 +55,22 @@ def _is_ip(text: str) -> bool:
     return True
 
 
+def wire_to_text(value: str) -> str:
+    """A header value as the client meant it: http.server decodes header bytes as latin-1; OSS signs and
+    stores the bytes sent (UTF-8 for x-oss-meta-*), so decode them as UTF-8, keeping any invalid byte as a
+    surrogate escape so that it is signed and returned unchanged."""
+    if value.isascii():
+        return value
+    return value.encode("latin-1", errors="replace").decode("utf-8", errors="surrogateescape")
+
+
+def text_to_wire(value: str) -> str:
+    """The inverse of wire_to_text: the string whose latin-1 encoding is the original bytes."""
+    if value.isascii():
+        return value
+    return value.encode("utf-8", errors="surrogateescape").decode("latin-1")
+
+
 def parse_query(raw: str) -> list[tuple[str, str]]:
     """Decode a raw query with form semantics (``+`` is a space), keeping order and bare names."""
     pairs = []
@@ -83,6 +99,28 @@ class OssRequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         # http.server's own messages (bad request lines...) may quote the raw request line: keep it out.
         log.debug("%s http.server message suppressed", self.client_address[0])
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # http.server's own errors (malformed request line, oversized headers, HTTP/2 preface...) answer
+        # with an OSS error document instead of an HTML page; the raw request line is never echoed.
+        self.close_connection = True
+        request_id = uuid.uuid4().hex[:24].upper()
+        error = OssError(code, "InternalError" if code == 500 else "InvalidRequest",
+                         f"The request could not be parsed (HTTP {code}).")
+        body = error.to_xml(request_id, "")
+        if getattr(self, "request_version", "") not in ("HTTP/1.0", "HTTP/1.1"):
+            self.request_version = "HTTP/1.1"  # an unparsed request line: answer with a status line anyway
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("x-oss-request-id", request_id)
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if getattr(self, "command", None) != "HEAD":
+                self.wfile.write(body)
+        except OSError:
+            pass
 
     def do_GET(self) -> None:
         self._handle()
@@ -121,7 +159,7 @@ class OssRequestHandler(BaseHTTPRequestHandler):
     def _headers(self) -> dict[str, list[str]]:
         headers: dict[str, list[str]] = {}
         for name, value in self.headers.items():
-            headers.setdefault(name.lower(), []).append(value)
+            headers.setdefault(name.lower(), []).append(wire_to_text(value))
         return headers
 
     def _body(self) -> BodyReader:
@@ -226,12 +264,13 @@ class OssRequestHandler(BaseHTTPRequestHandler):
         headers = dict(reply.headers)
         headers["x-oss-request-id"] = request_id
         headers["x-oss-server-time"] = "0"
-        if reply.status != 304:
+        if reply.status != 304 and not (self.command == "HEAD" and "Content-Length" in headers):
+            # A HEAD answer carries the object's length (HEAD ?objectMeta sets it without a body).
             headers["Content-Length"] = str(reply.file[2] if reply.file is not None else len(reply.body))
         if self.close_connection:
             headers["Connection"] = "close"
         for name, value in headers.items():
-            self.send_header(name, value)
+            self.send_header(name, text_to_wire(value))
         self.end_headers()
 
     def _send_body(self, reply: Reply) -> None:

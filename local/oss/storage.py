@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
+from local.oss import crc64
+
 CHUNK = 1024 * 1024
 _SCAN_COLUMNS = "key, size, etag, last_modified, object_type"
 _SCAN_FROM_INCLUSIVE = f"SELECT {_SCAN_COLUMNS} FROM objects WHERE bucket = ? AND key >= ?"  # noqa: S608 - constants
@@ -43,6 +45,8 @@ CREATE TABLE IF NOT EXISTS objects (
     metadata TEXT NOT NULL,
     path TEXT NOT NULL,
     object_type TEXT NOT NULL DEFAULT 'Normal',
+    crc64 TEXT,
+    symlink_target TEXT,
     PRIMARY KEY (bucket, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS uploads (
@@ -61,9 +65,15 @@ CREATE TABLE IF NOT EXISTS parts (
     md5 BLOB NOT NULL,
     last_modified REAL NOT NULL,
     path TEXT NOT NULL,
+    crc64 TEXT,
     PRIMARY KEY (upload_id, part_number)
 ) WITHOUT ROWID;
 """
+# Columns added after the first release: ALTER TABLE on an older index (a data dir kept across versions).
+_ADDED_COLUMNS = (("objects", "crc64", "TEXT"), ("objects", "symlink_target", "TEXT"), ("parts", "crc64", "TEXT"))
+_OBJECT_COLUMNS = ("bucket, key, size, etag, last_modified, content_type, metadata, path, object_type, crc64, "
+                   "symlink_target")
+_UPSERT_OBJECT = f"INSERT OR REPLACE INTO objects ({_OBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,9 @@ class ObjectRecord:
     content_type: str
     metadata: dict[str, str]  # stored response headers: x-oss-meta-*, Content-Disposition, ...
     path: str  # blob file, relative to the blob root
-    object_type: str = "Normal"
+    object_type: str = "Normal"  # Normal | Multipart | Appendable | Symlink
+    crc64: int | None = None  # CRC-64/ECMA of the content (None when unknown)
+    symlink_target: str | None = None  # the key a Symlink object points to
 
 
 class ListedObject(NamedTuple):
@@ -97,6 +109,7 @@ class PartRecord:
     md5: bytes
     last_modified: float
     path: str
+    crc64: int | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +127,7 @@ class WrittenBlob:
     path: str
     size: int
     md5: bytes = field(repr=False)
+    crc64: int = 0
 
     @property
     def etag(self) -> str:
@@ -140,6 +154,14 @@ class Storage:
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._db().executescript(SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        conn = self._db()
+        for table, column, declaration in _ADDED_COLUMNS:
+            present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     # -- connections -------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -187,15 +209,17 @@ class Storage:
             raise
 
     def write_blob(self, chunks: Iterable[bytes]) -> WrittenBlob:
-        """Stream chunks into a new blob (temp file + rename) and return its size and MD5."""
+        """Stream chunks into a new blob (temp file + rename) and return its size, MD5 and CRC-64."""
         digest = hashlib.md5()  # noqa: S324 - OSS ETag is MD5 by definition
+        crc = 0
         size = 0
         with self._new_blob() as (out, relative):
             for chunk in chunks:
                 digest.update(chunk)
+                crc = crc64.update(chunk, crc)
                 out.write(chunk)
                 size += len(chunk)
-        return WrittenBlob(relative, size, digest.digest())
+        return WrittenBlob(relative, size, digest.digest(), crc)
 
     def copy_blob(self, relative: str) -> str:
         """A new blob with the same content: a hard link (blobs are immutable), else a copy."""
@@ -258,8 +282,7 @@ class Storage:
     # -- objects -----------------------------------------------------------------------------
     def get_object(self, bucket: str, key: str) -> ObjectRecord | None:
         row = self._db().execute(
-            "SELECT bucket, key, size, etag, last_modified, content_type, metadata, path, object_type "
-            "FROM objects WHERE bucket = ? AND key = ?",
+            f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE bucket = ? AND key = ?",  # noqa: S608 - constant
             (bucket, key),
         ).fetchone()
         return _object(row) if row else None
@@ -275,15 +298,7 @@ class Storage:
             ).fetchone()
             if old and forbid_overwrite:
                 return None
-            conn.execute(
-                "INSERT OR REPLACE INTO objects "
-                "(bucket, key, size, etag, last_modified, content_type, metadata, path, object_type) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.bucket, record.key, record.size, record.etag, record.last_modified,
-                    record.content_type, json.dumps(record.metadata), record.path, record.object_type,
-                ),
-            )
+            conn.execute(_UPSERT_OBJECT, _object_row(record))
         if old and old[0] != record.path:
             self.discard_blob(old[0])
         return record.size - (old[1] if old else 0)
@@ -323,13 +338,10 @@ class Storage:
         blob = self.write_blob([body])
         now = time.time()
         meta = json.dumps({})
-        rows = ((bucket, key, blob.size, blob.etag, now, content_type, meta, blob.path) for key in keys)
+        rows = ((bucket, key, blob.size, blob.etag, now, content_type, meta, blob.path, "Normal", str(blob.crc64),
+                 None) for key in keys)
         with self._transaction() as conn:
-            cursor = conn.executemany(
-                "INSERT OR REPLACE INTO objects (bucket, key, size, etag, last_modified, content_type, "
-                "metadata, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            cursor = conn.executemany(_UPSERT_OBJECT, rows)
             return cursor.rowcount
 
     # -- multipart ---------------------------------------------------------------------------
@@ -366,20 +378,20 @@ class Storage:
                 "SELECT path FROM parts WHERE upload_id = ? AND part_number = ?", (upload_id, part_number)
             ).fetchone()
             conn.execute(
-                "INSERT OR REPLACE INTO parts (upload_id, part_number, size, etag, md5, last_modified, path) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (upload_id, part_number, blob.size, blob.etag, blob.md5, time.time(), blob.path),
+                "INSERT OR REPLACE INTO parts (upload_id, part_number, size, etag, md5, last_modified, path, crc64) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (upload_id, part_number, blob.size, blob.etag, blob.md5, time.time(), blob.path, str(blob.crc64)),
             )
         if old and old[0] != blob.path:
             self.discard_blob(old[0])
 
     def parts(self, upload_id: str, after: int = 0, limit: int = 10000) -> list[PartRecord]:
         rows = self._db().execute(
-            "SELECT part_number, size, etag, md5, last_modified, path FROM parts "
+            "SELECT part_number, size, etag, md5, last_modified, path, crc64 FROM parts "
             "WHERE upload_id = ? AND part_number > ? ORDER BY part_number LIMIT ?",
             (upload_id, after, limit),
         ).fetchall()
-        return [PartRecord(*row) for row in rows]
+        return [PartRecord(*row[:6], _int_or_none(row[6])) for row in rows]
 
     def finish_upload(self, upload_id: str, record: ObjectRecord | None) -> int:
         """Remove the upload and its parts; index ``record`` (when completing) in the same transaction."""
@@ -393,15 +405,7 @@ class Storage:
                 old = conn.execute(
                     "SELECT path, size FROM objects WHERE bucket = ? AND key = ?", (record.bucket, record.key)
                 ).fetchone()
-                conn.execute(
-                    "INSERT OR REPLACE INTO objects "
-                    "(bucket, key, size, etag, last_modified, content_type, metadata, path, object_type) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        record.bucket, record.key, record.size, record.etag, record.last_modified,
-                        record.content_type, json.dumps(record.metadata), record.path, record.object_type,
-                    ),
-                )
+                conn.execute(_UPSERT_OBJECT, _object_row(record))
                 delta = record.size - (old[1] if old else 0)
         for path in part_paths:
             self.discard_blob(path)
@@ -439,5 +443,16 @@ def _copy_file(src: BinaryIO, dst: BinaryIO) -> None:
             dst.write(chunk)
 
 
+def _int_or_none(text: str | None) -> int | None:
+    return None if text is None else int(text)
+
+
 def _object(row: tuple[Any, ...]) -> ObjectRecord:
-    return ObjectRecord(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), row[7], row[8])
+    return ObjectRecord(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), row[7], row[8],
+                        _int_or_none(row[9]), row[10])
+
+
+def _object_row(record: ObjectRecord) -> tuple[Any, ...]:
+    return (record.bucket, record.key, record.size, record.etag, record.last_modified, record.content_type,
+            json.dumps(record.metadata), record.path, record.object_type,
+            None if record.crc64 is None else str(record.crc64), record.symlink_target)

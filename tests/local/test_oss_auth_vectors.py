@@ -28,6 +28,9 @@ class OneSession:
     def by_access_key(self, access_key_id: str) -> Session | None:
         return self.session if access_key_id == "ak" else None
 
+    def by_security_token(self, security_token: str) -> Session | None:
+        return self.session if security_token == "token" else None
+
 
 def verifier(now: float, tokens: OneSession | None = None) -> Verifier:
     return Verifier(root_keys={"ak": "sk"}, tokens=tokens, region="cn-hangzhou", clock=lambda: now)

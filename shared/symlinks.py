@@ -46,28 +46,34 @@ def inspect(client: OssClient, key: str, allows: Callable[[str], bool], *,
 
     targets: list[str] = []
     current, current_version = key, version_id
-    exists = True
     for _hop in range(MAX_HOPS + 1):
+        refused: OssError | None = None
         try:
             info = client.head_object(current, version_id=current_version)
         except OssError as error:
-            if error.status != 404:
+            # Through a link HEAD answers for the target: 404 when it is missing, 403 when it is not readable
+            # with these credentials, 400 InvalidTargetType when it is a link. GetSymlink tells which.
+            if error.status not in (403, 404) and error.code != "InvalidTargetType":
                 raise to_app_error(error) from None
-            exists, is_link = False, True  # missing, or a dangling link: GetSymlink tells
+            exists, refused = error.status != 404, error if error.status == 403 else None
         else:
-            exists, is_link = True, info.headers.get("x-oss-object-type", "").lower() == "symlink"
-        if not is_link:
-            return Inspection(key, exists, tuple(targets))
+            if info.headers.get("x-oss-object-type", "").lower() != "symlink":
+                return Inspection(key, True, tuple(targets))
+            exists = True
         try:
             target = client.get_symlink(current, version_id=current_version)
         except OssError as error:
-            if error.status == 404 or error.code == "NotSymlink":
-                return Inspection(key, exists, tuple(targets))
+            if error.status == 404 or error.code == "NotSymlink":  # not a link: the HEAD's answer stands
+                if refused is not None:
+                    raise to_app_error(refused) from None
+                return Inspection(key, exists and not targets, tuple(targets))
             raise to_app_error(error) from None
         except UnicodeDecodeError:
             raise SymlinkOutOfScope("the key is a symlink whose target cannot be read") from None
         if not target or not allows(target):
             raise SymlinkOutOfScope("the key is a symlink to an object outside the caller's scope")
+        if refused is not None:
+            raise to_app_error(refused) from None
         targets.append(target)
         current, current_version = target, None
     raise SymlinkOutOfScope(f"the key is a chain of more than {MAX_HOPS} symlinks")

@@ -136,11 +136,11 @@ def start_stack(*, data_dir: Path, auth: str = "apikey", port: int = 9999, oss_p
                 parameters: dict[str, str] | None = None, env: dict[str, dict[str, str]] | None = None,
                 seed: bool = True, clock: Callable[[], float] = time.time,
                 pass_credentials_expiration: bool = True, archives: Path | None = None,
-                python: str | None = None) -> Stack:
+                python: str | None = None, template_path: Path = template_module.DEFAULT_TEMPLATE) -> Stack:
     """The emulator and the gateway, wired from template.yml; ``clock`` is the emulator's (tests move it)."""
     data_dir = Path(data_dir)
     demo = Secrets.load(data_dir)
-    template = template_module.load(parameters=template_parameters(auth, demo, parameters),
+    template = template_module.load(template_path, parameters=template_parameters(auth, demo, parameters),
                                     account_id=ACCOUNT_ID, region=REGION)
     cloud = LocalCloud(CloudConfig(
         data_dir=data_dir / "cloud", host=host, oss_port=oss_port, sts_port=sts_port, account_id=ACCOUNT_ID,
@@ -249,12 +249,20 @@ def up(argv: list[str]) -> int:
                         help="as FC python3.10: functions are not told when their role credentials expire")
     parser.add_argument("--archives", type=Path, help="run the functions from the archives `make package` built here")
     parser.add_argument("--python", help="the interpreter for --archives (e.g. a python3.10, as on FC)")
+    parser.add_argument("--template", type=Path, default=template_module.DEFAULT_TEMPLATE, help="the template to run")
     args = parser.parse_args(argv)
     parameters = dict(item.split("=", 1) for item in args.parameter if "=" in item)
+    from local import roscheck  # dev tool: refuse what ROS would refuse, before anything starts
+
+    checked = roscheck.check_file(args.template, template_parameters(args.auth, Secrets.load(args.data), parameters))
+    if checked:
+        print(roscheck.report(checked, args.template), file=sys.stderr, flush=True)
+    if roscheck.errors(checked):
+        return 2
     stack = start_stack(data_dir=args.data, auth=args.auth, port=args.port, oss_port=args.oss_port,
                         sts_port=args.sts_port, host=args.host, timers=not args.no_timers, parameters=parameters,
                         pass_credentials_expiration=not args.no_credential_expiration, archives=args.archives,
-                        python=args.python)
+                        python=args.python, template_path=args.template)
     print(banner(stack), flush=True)
     try:
         while True:

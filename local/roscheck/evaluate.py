@@ -1,0 +1,128 @@
+"""Evaluates a template's Conditions and Rules for given parameter values, as ROS does before creating a stack.
+
+Only the condition functions are evaluated (Fn::Equals, Fn::And, Fn::Or, Fn::Not, Fn::If, Fn::Contains,
+Fn::EachMemberIn, Fn::EachMemberEquals, Fn::Any, Fn::MatchPattern, Condition, Ref to parameters); a rule using
+anything else is skipped rather than guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from local.roscheck.nodes import intrinsic
+
+
+class Unevaluable(ValueError):
+    pass
+
+
+def _text(value: Any) -> str:
+    """Parameter values arrive as text; YAML defaults may be numbers or booleans."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class Evaluator:
+    def __init__(self, document: Mapping[str, Any], values: Mapping[str, Any]):
+        self.parameters: Mapping[str, Any] = document.get("Parameters") or {}
+        self.conditions: Mapping[str, Any] = document.get("Conditions") or {}
+        self.values = values
+        self._seen: set[str] = set()
+
+    def parameter(self, name: str) -> Any:
+        declared = self.parameters.get(name)
+        if not isinstance(declared, dict):
+            raise Unevaluable(f"Ref to {name}")
+        if name in self.values:
+            value = self.values[name]
+        elif "Default" in declared:
+            value = declared["Default"]
+        else:
+            raise Unevaluable(f"{name} has no value")
+        if declared.get("Type") == "CommaDelimitedList":
+            return [item.strip() for item in value.split(",")] if isinstance(value, str) else list(value)
+        return value
+
+    def condition(self, name: str) -> bool:
+        if name not in self.conditions or name in self._seen:
+            raise Unevaluable(f"condition {name}")
+        self._seen.add(name)
+        try:
+            return bool(self.value(self.conditions[name]))
+        finally:
+            self._seen.discard(name)
+
+    def value(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [self.value(item) for item in node]
+        if isinstance(node, dict) and len(node) == 1 and "Condition" in node:
+            return self.condition(node["Condition"])
+        call = intrinsic(node)
+        if call is None:
+            if isinstance(node, dict):
+                raise Unevaluable("mapping")
+            return node
+        function, argument = call
+        if function == "Ref":
+            return self.parameter(argument)
+        if function == "Fn::If":
+            name, when_true, when_false = argument
+            return self.value(when_true if self.condition(name) else when_false)
+        if function == "Fn::Not":
+            return not self.value(argument[0] if isinstance(argument, list) else argument)
+        args = self.value(argument)
+        if function == "Fn::Equals":
+            return _text(args[0]) == _text(args[1])
+        if function == "Fn::And":
+            return all(bool(a) for a in args)
+        if function == "Fn::Or":
+            return any(bool(a) for a in args)
+        if function == "Fn::Contains":
+            return _text(args[1]) in [_text(a) for a in args[0]]
+        if function == "Fn::EachMemberIn":
+            return all(_text(a) in [_text(b) for b in args[1]] for a in args[0])
+        if function == "Fn::EachMemberEquals":
+            return all(_text(a) == _text(args[1]) for a in args[0])
+        if function == "Fn::Any":
+            return any(bool(a) for a in args)
+        if function == "Fn::MatchPattern":
+            return re.fullmatch(str(args[0]), _text(args[1])) is not None
+        raise Unevaluable(function)
+
+
+def condition_values(document: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, bool | None]:
+    """Each condition's value for these parameters (None when it cannot be evaluated offline)."""
+    evaluator = Evaluator(document, values)
+    result: dict[str, bool | None] = {}
+    for name in evaluator.conditions:
+        try:
+            result[name] = evaluator.condition(name)
+        except (Unevaluable, TypeError, IndexError, ValueError):
+            result[name] = None
+    return result
+
+
+def rule_failures(document: Mapping[str, Any], values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(path, message) for each Rules assertion these parameter values break."""
+    rules = document.get("Rules") or {}
+    evaluator = Evaluator(document, values)
+    failures: list[tuple[str, str]] = []
+    for name, rule in (rules.items() if isinstance(rules, dict) else []):
+        if not isinstance(rule, dict) or not isinstance(rule.get("Assertions"), list):
+            continue
+        try:
+            if "RuleCondition" in rule and not evaluator.value(rule["RuleCondition"]):
+                continue
+            for index, assertion in enumerate(rule["Assertions"]):
+                if isinstance(assertion, dict) and "Assert" in assertion and not evaluator.value(assertion["Assert"]):
+                    description = assertion.get("AssertDescription") or "assertion failed"
+                    failures.append((f"Rules.{name}.Assertions[{index}]",
+                                     f"rule {name} refuses these parameter values: {description}"))
+        except (Unevaluable, TypeError, IndexError, ValueError):
+            continue
+    return failures

@@ -7,6 +7,7 @@ a template change that the gateway cannot run faithfully fails loudly instead of
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from local import parameters as ros_parameters
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "template.yml"
 
@@ -124,7 +127,7 @@ def load(
     account_id: str = "1234567890123456",
     region: str = "cn-hangzhou",
 ) -> Template:
-    document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    document = _read_document(Path(path).resolve(), Path(path).stat().st_mtime_ns)
     if document.get("ROSTemplateFormatVersion") != "2015-09-01":
         raise TemplateError("ROSTemplateFormatVersion must be '2015-09-01'")
     resolver = _Resolver(document, dict(parameters or {}), account_id, region)
@@ -146,7 +149,7 @@ def load(
                 timeout=int(props.get("Timeout", 3)),
                 memory=int(props.get("MemorySize", 512)),
                 role=_role_logical_id(resource.get("Properties", {}).get("Role")),
-                environment={k: _env_string(v) for k, v in (props.get("EnvironmentVariables") or {}).items()},
+                environment=_environment(logical_id, props.get("EnvironmentVariables")),
                 initializer=_initializer(logical_id, props),
                 code=_code(logical_id, props),
                 layers=tuple(props.get("Layers") or ()),
@@ -164,6 +167,8 @@ def load(
                 template.routes.append(RouteSpec(route["Path"], route["FunctionName"], route.get("Methods", [])))
         elif kind == "ALIYUN::FC3::AsyncInvokeConfig":
             template.async_retries[props["FunctionName"]] = int(props.get("MaxAsyncRetryAttempts", 3))
+        elif kind in _NOT_RUN_LOCALLY:
+            continue  # validated by the ROS checker; the gateway keeps its log lines itself
         else:
             raise TemplateError(f"{logical_id}: resource type {kind} is not supported by the local gateway")
     return template
@@ -197,10 +202,31 @@ def _code(logical_id: str, props: Mapping[str, Any]) -> CodeLocation:
     return CodeLocation(str(code["OssBucketName"]), str(code["OssObjectName"]))
 
 
-def _env_string(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+# Resources with no local counterpart: SLS keeps the functions' logs in the cloud; locally the gateway prints
+# and captures the same lines.
+_NOT_RUN_LOCALLY = frozenset({"ALIYUN::SLS::Project", "ALIYUN::SLS::Logstore", "ALIYUN::SLS::Index"})
+
+
+@functools.lru_cache(maxsize=8)
+def _read_document(path: Path, _mtime_ns: int) -> Any:
+    """The parsed template (cached per file version; callers never mutate it)."""
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _environment(logical_id: str, variables: Mapping[str, Any] | None) -> dict[str, str]:
+    """EnvironmentVariables exactly as FC stores them: strings only (a number needs Fn::Str)."""
+    environment = {}
+    for name, value in (variables or {}).items():
+        if not isinstance(value, str):
+            raise TemplateError(f"{logical_id}.EnvironmentVariables.{name} is {type(value).__name__} {value!r}, "
+                                "not a string: FC stores strings (use Fn::Str for a number)")
+        environment[name] = value
+    return environment
+
+
+def _number(value: str) -> int | float:
+    number = float(value)
+    return int(number) if number.is_integer() else number
 
 
 def _role(logical_id: str, props: Mapping[str, Any], account_id: str) -> RoleSpec:
@@ -229,22 +255,21 @@ _SUB_RE = re.compile(r"\$\{([^}]+)\}")
 
 
 class _Resolver:
-    def __init__(self, document: Mapping[str, Any], overrides: dict[str, str], account_id: str, region: str):
+    def __init__(self, document: Mapping[str, Any], overrides: dict[str, str], account_id: str, region: str,
+                 stack_name: str = "local"):
         self.document = document
         self.resources: Mapping[str, Any] = document.get("Resources", {})
         self.conditions: Mapping[str, Any] = document.get("Conditions", {})
-        self.parameters: dict[str, str] = {}
-        for name, spec in (document.get("Parameters") or {}).items():
-            value = overrides.pop(name, spec.get("Default"))
-            if value is None:
-                raise TemplateError(f"parameter {name} has no default and no value")
-            allowed = spec.get("AllowedValues")
-            if allowed and str(value) not in [str(a) for a in allowed]:
-                raise TemplateError(f"parameter {name}={value!r} is not one of {allowed}")
-            self.parameters[name] = str(value)
-        if overrides:
-            raise TemplateError(f"unknown parameters: {', '.join(sorted(overrides))}")
-        self.pseudo = {"ALIYUN::Region": region, "ALIYUN::AccountId": account_id}
+        try:
+            self.parameters: dict[str, str] = ros_parameters.resolve(document, overrides)
+        except ros_parameters.ParameterError as exc:
+            raise TemplateError(str(exc)) from None
+        declared = document.get("Parameters") or {}
+        # A Ref to a Number parameter is a number in ROS, not a string (so it needs Fn::Str in an environment).
+        self.typed: dict[str, Any] = {
+            name: _number(value) if declared[name].get("Type") == "Number" else value
+            for name, value in self.parameters.items()}
+        self.pseudo = {"ALIYUN::Region": region, "ALIYUN::AccountId": account_id, "ALIYUN::StackName": stack_name}
         self.account_id = account_id
 
     def condition(self, name: str) -> bool:
@@ -271,6 +296,11 @@ class _Resolver:
                 return str(left) == str(right)
             if key == "Fn::Not":
                 return not self.resolve(arg[0] if isinstance(arg, list) else arg)
+            if key == "Fn::Str":
+                value = self.resolve(arg)
+                if not isinstance(value, (int, float)) or isinstance(value, bool):
+                    raise TemplateError(f"Fn::Str takes a number, not {value!r}")
+                return str(value)
             if key == "Fn::Join":
                 separator, items = arg
                 return separator.join(str(i) for i in self.resolve(items))
@@ -281,8 +311,8 @@ class _Resolver:
     def _ref(self, name: str) -> Any:
         if name in self.pseudo:
             return self.pseudo[name]
-        if name in self.parameters:
-            return self.parameters[name]
+        if name in self.typed:
+            return self.typed[name]
         if name in self.resources:
             return name
         raise TemplateError(f"Ref to unknown name {name!r}")
@@ -304,7 +334,11 @@ class _Resolver:
         if resource["Type"] == "ALIYUN::FC3::LayerVersion" and attribute == "LayerVersionArn":
             return self.layer_version_arn(self.resolve(props["LayerName"]))
         if resource["Type"] == "ALIYUN::RAM::Role" and attribute == "Arn":
-            return _role_arn(self.account_id, props["RoleName"])
+            return _role_arn(self.account_id, self.resolve(props["RoleName"]))
+        if resource["Type"] == "ALIYUN::SLS::Project" and attribute == "Name":
+            return self.resolve(props["Name"])
+        if resource["Type"] == "ALIYUN::SLS::Logstore" and attribute == "LogstoreName":
+            return self.resolve(props["LogstoreName"])
         if attribute == "FunctionName":
             return self.resolve(props["FunctionName"])
         if resource["Type"] == "ALIYUN::FC3::Trigger" and attribute in {"UrlInternet", "UrlIntranet"}:

@@ -35,6 +35,9 @@ DEMO_OBJECTS: dict[str, bytes] = {
 API_KEY_SCOPE = "exampledir/"
 JWT_SUBJECT = "demo"
 JWT_ISSUER = "https://idp.local.test/"  # the demo identity provider (local only)
+JWT_AUDIENCE = "oss-url-functions"
+NAME_PREFIX = "demo-files"
+API_DOMAIN = "api.localhost"  # the demo custom domain; the gateway stands in for its DNS and HTTPS
 
 
 @dataclass
@@ -77,23 +80,62 @@ def demo_jwt(secret: str, *, subject: str = JWT_SUBJECT, issuer: str, audience: 
                       secret, algorithm="HS256")
 
 
-def template_parameters(auth: str, demo: Secrets, extra: dict[str, str] | None = None) -> dict[str, str]:
+def demo_certificate(data_dir: Path, domain: str) -> tuple[str, str]:
+    """A self-signed certificate and key (PEM) for the demo API domain, made once per data directory.
+
+    The template refuses a custom domain without one, as FC does; locally the gateway serves plain HTTP."""
+    path = data_dir / "local-api-certificate.json"
+    if path.exists():
+        stored = json.loads(path.read_text())
+        return stored["certificate"], stored["private_key"]
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
+    now = datetime.now(timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now)
+                   .not_valid_after(now + timedelta(days=3650))
+                   .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
+                   .sign(key, hashes.SHA256()))
+    pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps({"certificate": pem, "private_key": private}))
+    partial.replace(path)
+    return pem, private
+
+
+def template_parameters(auth: str, demo: Secrets, extra: dict[str, str] | None = None, *,
+                        data_dir: Path = Path(".local-data")) -> dict[str, str]:
+    """The demo stack's parameters: what a user would pass to CreateStack, with local values."""
+    certificate, private_key = demo_certificate(data_dir, API_DOMAIN)
     parameters = {
+        "NamePrefix": NAME_PREFIX,
         "BucketName": BUCKET,
         "CodeBucket": CODE_BUCKET,
         "AuthMode": auth,
         "AllowWrite": "true",
-        "ApiDomainName": "localhost",  # turns on the custom-domain routes the gateway serves
+        "ApiDomainName": API_DOMAIN,  # turns on the custom-domain routes the gateway serves
+        "ApiDomainCertificate": certificate,
+        "ApiDomainPrivateKey": private_key,
         "DownloadLinkSecret": demo.link_secret,
         "WebhookSecret": demo.webhook_secret,
         "CorsAllowedOrigins": "http://localhost:8080,http://127.0.0.1:8080",
     }
     if auth == "apikey":
         digest = hashlib.sha256(demo.api_key.encode()).hexdigest()
-        parameters["ApiKeys"] = json.dumps({digest: {"name": "demo", "scope": API_KEY_SCOPE}})
+        parameters["ApiKeys"] = json.dumps({digest: {"name": "demo", "scope": API_KEY_SCOPE}}, separators=(",", ":"))
     elif auth == "jwt":
         parameters.update({"JwtAlgorithms": "HS256", "JwtHs256Secret": demo.jwt_secret, "JwtJwksUrl": "",
-                           "JwtIssuer": JWT_ISSUER})
+                           "JwtIssuer": JWT_ISSUER, "JwtAudience": JWT_AUDIENCE})
     else:
         parameters["AnonymousScope"] = API_KEY_SCOPE
     parameters.update(extra or {})
@@ -140,8 +182,8 @@ def start_stack(*, data_dir: Path, auth: str = "apikey", port: int = 9999, oss_p
     """The emulator and the gateway, wired from template.yml; ``clock`` is the emulator's (tests move it)."""
     data_dir = Path(data_dir)
     demo = Secrets.load(data_dir)
-    template = template_module.load(template_path, parameters=template_parameters(auth, demo, parameters),
-                                    account_id=ACCOUNT_ID, region=REGION)
+    template = template_module.load(template_path, account_id=ACCOUNT_ID, region=REGION,
+                                    parameters=template_parameters(auth, demo, parameters, data_dir=data_dir))
     cloud = LocalCloud(CloudConfig(
         data_dir=data_dir / "cloud", host=host, oss_port=oss_port, sts_port=sts_port, account_id=ACCOUNT_ID,
         region=REGION, root_keys={demo.root_access_key_id: demo.root_access_key_secret}, buckets=[BUCKET],
@@ -254,7 +296,8 @@ def up(argv: list[str]) -> int:
     parameters = dict(item.split("=", 1) for item in args.parameter if "=" in item)
     from local import roscheck  # dev tool: refuse what ROS would refuse, before anything starts
 
-    checked = roscheck.check_file(args.template, template_parameters(args.auth, Secrets.load(args.data), parameters))
+    checked = roscheck.check_file(args.template, template_parameters(args.auth, Secrets.load(args.data), parameters,
+                                                                       data_dir=args.data))
     if checked:
         print(roscheck.report(checked, args.template), file=sys.stderr, flush=True)
     if roscheck.errors(checked):
@@ -286,10 +329,10 @@ def invoke(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     event_path = args.event or Path("events") / f"{args.function}.json"
     event = event_path.read_bytes()
-    template = template_module.load(parameters={"CodeBucket": CODE_BUCKET})
+    demo = Secrets.load(args.data)
+    template = template_module.load(parameters=template_parameters(args.auth, demo, data_dir=args.data))
     spec = template.function_by_short_name(args.function)
-    event = with_demo_caller(event, demo_caller_headers(args.auth, Secrets.load(args.data),
-                                                        template.parameters["JwtAudience"]))
+    event = with_demo_caller(event, demo_caller_headers(args.auth, demo, template.parameters["JwtAudience"]))
     if _gateway_alive(args.gateway):
         request = urllib.request.Request(  # noqa: S310 - a loopback URL given by the user
             f"{args.gateway}/2023-03-30/functions/{spec.name}/invocations", data=event, method="POST",

@@ -10,12 +10,19 @@ import yaml
 
 from local import template
 from shared import config
+from tests.deploy.example import PARAMETERS, WITH_API_DOMAIN
 
 ROOT = Path(__file__).resolve().parents[2]
 RAW = yaml.safe_load((ROOT / "template.yml").read_text())
-REQUIRED = {"CodeBucket": "my-code-bucket"}  # parameters without a default
+REQUIRED = PARAMETERS
 LOADED = template.load(parameters=REQUIRED)
 HTTP_METHODS = {"GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"}
+
+
+def test_authentication_has_no_default():
+    # Fail closed: a stack is created only once its owner has chosen how callers are verified.
+    assert "Default" not in RAW["Parameters"]["AuthMode"]
+    assert "none" in RAW["Parameters"]["AuthMode"]["AllowedValues"]  # an explicit choice, then bounded by Rules
 
 
 def test_format_and_resource_types_are_current_fc3():
@@ -57,8 +64,6 @@ def test_environment_matches_what_the_shared_config_reads(spec):
 @pytest.mark.parametrize("spec", LOADED.functions.values(), ids=lambda s: s.short_name)
 def test_template_defaults_load_as_valid_settings(spec):
     env = dict(spec.environment)
-    if spec.short_name in config.AUTHENTICATING_FUNCTIONS:
-        assert env["AUTH_MODE"] == "jwt"  # the template's default: fail closed, verified callers only
     settings = config.load(spec.short_name, env)
     assert settings.oss.bucket == LOADED.parameters["BucketName"]
 
@@ -116,14 +121,29 @@ def test_vended_role_trusts_only_the_token_function_role():
     assert vended.trusted_principals == [LOADED.roles["TokenFunctionRole"].arn]
     token_role = LOADED.roles["TokenFunctionRole"]
     statements = [s for d in token_role.policies for s in d["Statement"]]
-    assert [a for s in statements for a in _actions(s)] == ["sts:AssumeRole"]
+    assert [a for s in statements for a in _actions(s)] == ["sts:AssumeRole", "log:PostLogStoreLogs"]
     assert statements[0]["Resource"] == [vended.arn]
 
 
+def test_every_function_logs_to_the_stack_logstore_and_may_write_there():
+    for created, parameters in ((True, REQUIRED),
+                                (False, {**REQUIRED, "LogProjectName": "team-logs", "LogstoreName": "oss-url"})):
+        project, store = ("files-prod-logs-1234567890123456", "functions") if created else ("team-logs", "oss-url")
+        resources = RAW["Resources"]
+        loaded = template.load(parameters=parameters)
+        for spec in loaded.functions.values():
+            log_config = resources[spec.logical_id]["Properties"]["LogConfig"]
+            assert {"Project", "Logstore"} <= set(log_config)
+            role = loaded.role_of(spec)
+            granted = [r for d in role.policies for s in d["Statement"] if "log:PostLogStoreLogs" in _actions(s)
+                       for r in s["Resource"]]
+            assert granted == [f"acs:log:cn-hangzhou:1234567890123456:project/{project}/logstore/{store}"]
+
+
 def test_custom_domain_routes_when_enabled():
-    loaded = template.load(parameters={**REQUIRED, "ApiDomainName": "files.example.com"})
+    loaded = template.load(parameters=WITH_API_DOMAIN)
     routes = {route.path: route.function for route in loaded.routes}
-    assert routes == {"/sts": "oss-url-token", "/sign": "oss-url-sign", "/download/*": "oss-url-download"}
+    assert routes == {"/sts": "files-prod-token", "/sign": "files-prod-sign", "/download/*": "files-prod-download"}
     assert LOADED.routes == []  # off by default
 
 
@@ -132,8 +152,8 @@ def test_every_function_has_a_sample_event():
         json.loads((ROOT / "events" / f"{function}.json").read_text())
 
 
-def test_optional_signer_role_trusts_only_the_link_making_functions():
-    loaded = template.load(parameters={**REQUIRED, "UseSignerRole": "true"})
+def test_signer_role_by_default_trusts_only_the_link_making_functions():
+    loaded = LOADED
     signer = loaded.roles["SignerRole"]
     makers = {loaded.roles[r].arn for r in ("SignFunctionRole", "DownloadFunctionRole", "OnUploadFunctionRole",
                                             "ExportFunctionRole")}
@@ -143,4 +163,6 @@ def test_optional_signer_role_trusts_only_the_link_making_functions():
     for spec in loaded.functions.values():
         expected = signer.arn if spec.short_name in {"sign", "download", "on_upload", "export"} else None
         assert spec.environment.get("SIGNER_ROLE_ARN") == expected
-    assert "SignerRole" not in LOADED.roles  # off by default
+    without = template.load(parameters={**REQUIRED, "UseSignerRole": "false"})
+    assert "SignerRole" not in without.roles
+    assert all(spec.environment.get("SIGNER_ROLE_ARN", "") == "" for spec in without.functions.values())

@@ -39,7 +39,7 @@ def test_urls_are_signed_by_the_signer_role_and_work(make_stack):
 
 
 def test_without_the_signer_role_the_function_role_signs(make_stack):
-    stack = make_stack()
+    stack = make_stack(parameters={"UseSignerRole": "false"})
     answer = _sign(stack, "key=exampledir/exampleobject.txt&expires=600")
     assert _session_of(stack, answer["url"]).role_arn == stack.template.roles["SignFunctionRole"].arn
 
@@ -47,7 +47,7 @@ def test_without_the_signer_role_the_function_role_signs(make_stack):
 def test_as_in_the_cloud_function_credentials_of_unknown_age_cap_urls_and_say_so(make_stack):
     """FC's python3.10 context has no credential expiration: without a signer role, a URL asked for two
     hours gets FUNCTION_CREDENTIALS_LIFETIME (3600 s), reported as clamped by the credentials."""
-    stack = make_stack(pass_credentials_expiration=False)
+    stack = make_stack(pass_credentials_expiration=False, parameters={"UseSignerRole": "false"})
     answer = _sign(stack, "key=exampledir/exampleobject.txt&expires=7200")
     assert answer["clamped"] is True and answer["clamp_reason"] == "credentials"
     assert 3500 <= answer["expires_in"] <= 3600

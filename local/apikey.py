@@ -17,16 +17,16 @@ from shared.errors import AppError
 from shared.keys import validate_scope_prefix
 
 KEY_BYTES = 32  # 256 bits of randomness: the key is a bearer secret
-# What the template's ApiKeys pattern accepts: names that need no JSON escaping, and scopes whose
-# segments never start with '.' (so no '.' or '..' segment can widen them).
-NAME_RE = re.compile(r"[A-Za-z0-9 ._@-]{1,64}")
+# What the template's ApiKeys pattern accepts: names that need no JSON escaping (and shared.auth accepts), and
+# scopes whose segments never start with '.' (so no '.' or '..' segment can widen them).
+NAME_RE = re.compile(r"[A-Za-z0-9_@-][A-Za-z0-9._@-]{0,63}")
 SCOPE_RE = re.compile(r"([A-Za-z0-9_@=+-][A-Za-z0-9._@=+-]*/)+")
 
 
 def new_entry(name: str, scope: str) -> tuple[str, dict[str, dict[str, str]]]:
     """A fresh key and its deployable entry {sha256: {name, scope}}; ValueError for an unusable scope."""
     if not NAME_RE.fullmatch(name):
-        raise ValueError("the name takes 1-64 of A-Z a-z 0-9 space . _ @ -")
+        raise ValueError("the name takes 1-64 of A-Z a-z 0-9 . _ @ - (not starting with '.')")
     if not SCOPE_RE.fullmatch(scope):
         raise ValueError("the scope must be a key prefix ending with '/' (a partner never gets the whole bucket), "
                          "segments of A-Z a-z 0-9 . _ @ = + - not starting with '.'")

@@ -18,7 +18,9 @@ import pytest
 import yaml
 
 from local import template
-from shared import config
+from shared import auth, config
+from shared.errors import AppError
+from shared.http import parse_event
 from shared.export import parse_options
 from tests.deploy.example import API_KEYS, CERTIFICATE, PRIVATE_KEY
 
@@ -52,6 +54,7 @@ SAMPLES: dict[str, list[str]] = {
     "JwtJwksUrl": ["", "https://login.example.net/jwks.json", "http://login.example.net/jwks.json", "jwks"],
     "JwtHs256Secret": ["", "short", "s" * 16, " " + "s" * 16],
     "ApiKeys": ["", API_KEYS, '{"x": 1}', "{bad", "[]",
+                json.dumps({HASH: {"name": "two words", "scope": "a/"}}, separators=(",", ":")),
                 json.dumps({HASH: {"name": "p", "scope": "no-slash"}}, separators=(",", ":")),
                 json.dumps({HASH: {"name": "p", "scope": "../up/"}}, separators=(",", ":"))],
     "AnonymousScope": ["", "public/", "public", "/public/", "pub*/", "../x/"],
@@ -99,6 +102,23 @@ def environment_as_delivered(spec: template.FunctionSpec, resolved: template.Tem
     return env
 
 
+def _anonymous_request():
+    event = {"version": "v1", "rawPath": "/sts", "headers": {"X-Api-Key": "not-a-key", "Authorization": "Bearer x.y.z"},
+             "queryParameters": {}, "body": "", "isBase64Encoded": False,
+             "requestContext": {"requestId": "r-1", "http": {"method": "POST", "path": "/sts", "sourceIp": "1.2.3.4"}}}
+    return parse_event(json.dumps(event).encode())
+
+
+def caller_check(settings: config.Settings) -> str:
+    """A caller with a wrong key or token is a 401 (or, with no authentication, gets the public scope):
+    the identity configuration itself (API-key table, scopes) is usable."""
+    try:
+        identity = auth.authenticate(_anonymous_request(), settings.auth)
+    except AppError as exc:
+        return "" if exc.status == 401 else f"{exc.status} {exc.code}: {exc.message}"
+    return "" if settings.auth.mode == "none" and identity.scope == settings.auth.anonymous_scope else "accepted"
+
+
 def verdict(parameters: Mapping[str, str]) -> str | None:
     """None when the template refuses the set; otherwise '' if every function loads, else the failure."""
     try:
@@ -110,6 +130,8 @@ def verdict(parameters: Mapping[str, str]) -> str | None:
             settings = config.load(spec.short_name, environment_as_delivered(spec, resolved))
         except config.ConfigError as exc:
             return f"{spec.short_name}: {exc}"
+        if spec.short_name in config.AUTHENTICATING_FUNCTIONS and (problem := caller_check(settings)):
+            return f"{spec.short_name}: a caller check failed: {problem}"
         if spec.short_name == "export":
             for trigger in resolved.triggers:
                 if trigger.function == spec.name and trigger.type == "timer":

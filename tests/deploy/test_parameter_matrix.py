@@ -20,8 +20,8 @@ import yaml
 from local import template
 from shared import auth, config
 from shared.errors import AppError
-from shared.http import parse_event
 from shared.export import parse_options
+from shared.http import parse_event
 from tests.deploy.example import API_KEYS, CERTIFICATE, PRIVATE_KEY
 
 ROOT = Path(__file__).resolve().parents[2]

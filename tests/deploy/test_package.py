@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 
 from local import package, template
+from tests.deploy.example import PARAMETERS
 
 ROOT = Path(__file__).resolve().parents[2]
-LOADED = template.load(parameters={"CodeBucket": "my-code-bucket"})
+LOADED = template.load(parameters=PARAMETERS)
 
 
 def test_every_function_archive_has_its_handler_at_the_root(tmp_path):

@@ -471,7 +471,7 @@ def _parse_list_page(data: bytes) -> ListPage:
     ]
     prefixes = [decode(_xml_text(item, "Prefix")) for item in root.findall("CommonPrefixes")]
     truncated = _xml_text(root, "IsTruncated").lower() == "true"
-    token = _xml_text(root, "NextContinuationToken") or None
+    token = decode(_xml_text(root, "NextContinuationToken")) or None  # encoded too under encoding-type=url
     return ListPage(objects=objects, common_prefixes=prefixes, next_continuation_token=token, is_truncated=truncated)
 
 

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 from urllib.parse import quote, unquote
 
 from local import iam
-from local.oss import cors, listing, postobject, process, rules
+from local.oss import cors, crc64, listing, postobject, process, rules, xmlutil
 from local.oss.auth import ANONYMOUS, OSS2_SUBRESOURCES, IncomingRequest, Principal, Verifier
 from local.oss.errors import OssError, access_denied, invalid_argument
 from local.oss.events import EventDispatcher, ObjectEvent
@@ -175,7 +175,8 @@ class OssApi:
             return self._put_bucket(call, principal)
         if bucket is None:
             raise OssError(404, "NoSuchBucket", BucketName=call.bucket)
-        cors_headers = cors.actual_headers(bucket["cors"], call.header("origin"), call.method)
+        cors_headers = {**cors.actual_headers(bucket["cors"], call.header("origin"), call.method),
+                        **cors.vary_headers(bucket["cors_vary"])}
         try:
             operation = self._object_op if call.key else self._bucket_op
             reply = operation(call, principal, bucket)
@@ -215,10 +216,21 @@ class OssApi:
     # -- service and buckets -----------------------------------------------------------------
     def _list_buckets(self, call: Call, principal: Principal) -> Reply:
         self._authorize(call, principal, None, "oss:ListBuckets", f"acs:oss:*:{self.account_id}:*")
-        out = ['<?xml version="1.0" encoding="UTF-8"?>\n<ListAllMyBucketsResult>',
-               f"<Owner>{element('ID', self.account_id)}{element('DisplayName', self.account_id)}</Owner>",
-               "<Buckets>"]
-        for bucket in self.storage.buckets():
+        prefix, marker = call.params.get("prefix", ""), call.params.get("marker", "")
+        max_keys = listing.parse_limit(call.params.get("max-keys"), "max-keys", default=100)
+        buckets = self.storage.buckets(prefix=prefix, after=marker, limit=max_keys + 1)
+        truncated = len(buckets) > max_keys
+        buckets = buckets[:max_keys]
+        out = ['<?xml version="1.0" encoding="UTF-8"?>\n<ListAllMyBucketsResult>']
+        if any(name in call.params for name in ("prefix", "marker", "max-keys")):
+            # ListBuckets (GetService) reference: these echo the request and page the answer
+            out += [element("Prefix", prefix), element("Marker", marker), element("MaxKeys", str(max_keys)),
+                    element("IsTruncated", "true" if truncated else "false")]
+            if truncated:
+                out.append(element("NextMarker", buckets[-1]["name"]))
+        out += [f"<Owner>{element('ID', self.account_id)}{element('DisplayName', self.account_id)}</Owner>",
+                "<Buckets>"]
+        for bucket in buckets:
             out.append("<Bucket>" + "".join([
                 element("CreationDate", iso8601(bucket["created"])),
                 element("ExtranetEndpoint", call.host), element("IntranetEndpoint", call.host),
@@ -252,9 +264,10 @@ class OssApi:
             if method == "GET":
                 if not bucket["cors"]:
                     raise OssError(404, "NoSuchCORSConfiguration", BucketName=name)
-                return Reply(200, dict(XML), cors.cors_xml(bucket["cors"]))
+                return Reply(200, dict(XML), cors.cors_xml(bucket["cors"], bucket["cors_vary"]))
             if method == "PUT":
-                self.storage.set_cors(name, cors.parse_cors_xml(call.body.read_all(64 * 1024)))
+                rules_, vary = cors.parse_cors_xml(call.body.read_all(64 * 1024))
+                self.storage.set_cors(name, rules_, response_vary=vary)
                 return Reply(200)
             self.storage.set_cors(name, [])
             return Reply(204)
@@ -299,7 +312,8 @@ class OssApi:
     def _bucket_info(self, call: Call, bucket: Mapping[str, Any]) -> bytes:
         grant = "public-read" if bucket["public_read"] else "private"
         inner = "".join([
-            element("AccessMonitor", "Disabled"), element("CreationDate", iso8601(bucket["created"])),
+            element("AccessMonitor", "Disabled"), element("Comment", ""),
+            element("CreationDate", iso8601(bucket["created"])),
             element("CrossRegionReplication", "Disabled"), element("DataRedundancyType", "LRS"),
             element("ExtranetEndpoint", call.host), element("IntranetEndpoint", call.host),
             element("Location", f"oss-{self.region}"), element("Name", bucket["name"]),
@@ -313,31 +327,78 @@ class OssApi:
         return f'<?xml version="1.0" encoding="UTF-8"?>\n<BucketInfo><Bucket>{inner}</Bucket></BucketInfo>'.encode()
 
     def _list_uploads(self, call: Call, bucket: str) -> bytes:
-        encode = call.params.get("encoding-type") == "url"
+        """ListMultipartUploads: prefix and markers bound the index query, delimiter rolls keys up into
+        CommonPrefixes, max-uploads (1..1000, default 1000) counts uploads and prefixes together."""
+        params = call.params
+        encoding = params.get("encoding-type", "")
+        if encoding not in ("", "url"):
+            raise invalid_argument("Argument encoding-type must be url.", ArgumentName="encoding-type")
+        prefix, delimiter = params.get("prefix", ""), params.get("delimiter", "")
+        key_marker = params.get("key-marker", "")
+        # upload-id-marker only counts together with key-marker (ListMultipartUploads reference)
+        upload_id_marker = params.get("upload-id-marker", "") if key_marker else ""
+        max_uploads = listing.parse_limit(params.get("max-uploads"), "max-uploads", default=1000)
+        lower, upper = prefix, (listing.successor(prefix) if prefix else None)
+        after_key, after_id = key_marker, (upload_id_marker or None)
+        if delimiter and key_marker.startswith(prefix):
+            rolled = listing.common_prefix(key_marker, prefix, delimiter)
+            if rolled is not None:
+                lower = max(lower, listing.successor(rolled))
+        uploads: list[UploadRecord] = []
+        prefixes: list[str] = []
+        next_key, next_id = "", ""
+        truncated = False
+        while True:
+            wanted = max_uploads - len(uploads) - len(prefixes)
+            batch = self.storage.list_uploads(bucket, lower=lower, upper=upper, after_key=after_key,
+                                              after_upload_id=after_id, limit=wanted + 1)
+            if wanted == 0:
+                truncated = bool(batch)
+                break
+            jumped = False
+            for upload in batch[:wanted]:
+                rolled = listing.common_prefix(upload.key, prefix, delimiter) if delimiter else None
+                if rolled is not None:
+                    prefixes.append(rolled)
+                    next_key, next_id = rolled, ""
+                    lower = listing.successor(rolled)
+                    jumped = True
+                    break
+                uploads.append(upload)
+                next_key, next_id = upload.key, upload.upload_id
+                after_key, after_id = upload.key, upload.upload_id
+            if not jumped and len(batch) <= wanted:
+                break
+        if not truncated:
+            next_key, next_id = "", ""
+
+        def enc(text: str) -> str:
+            return quote(text, safe="") if encoding else text
+
         out = ['<?xml version="1.0" encoding="UTF-8"?>\n<ListMultipartUploadsResult>', element("Bucket", bucket),
-               element("KeyMarker", ""), element("UploadIdMarker", ""), element("NextKeyMarker", ""),
-               element("NextUploadIdMarker", ""), element("Delimiter", ""), element("Prefix", ""),
-               element("MaxUploads", "1000"), element("IsTruncated", "false")]
-        if encode:
+               element("KeyMarker", enc(key_marker)), element("UploadIdMarker", upload_id_marker),
+               element("NextKeyMarker", enc(next_key)), element("NextUploadIdMarker", next_id),
+               element("Delimiter", enc(delimiter)), element("Prefix", enc(prefix)),
+               element("MaxUploads", str(max_uploads)), element("IsTruncated", "true" if truncated else "false")]
+        if encoding:
             out.append(element("EncodingType", "url"))
-        prefix = call.params.get("prefix", "")
-        for upload in self.storage.list_uploads(bucket):
-            if not upload.key.startswith(prefix):
-                continue
-            key = quote(upload.key, safe="") if encode else upload.key
-            out.append(f"<Upload>{element('Key', key)}{element('UploadId', upload.upload_id)}"
+        for upload in uploads:
+            out.append(f"<Upload>{element('Key', enc(upload.key))}{element('UploadId', upload.upload_id)}"
+                       f"{element('StorageClass', 'Standard')}"
                        f"{element('Initiated', iso8601(upload.initiated))}</Upload>")
+        for common in prefixes:
+            out.append(f"<CommonPrefixes>{element('Prefix', enc(common))}</CommonPrefixes>")
         out.append("</ListMultipartUploadsResult>")
         return "".join(out).encode()
 
     def _delete_multiple(self, call: Call, principal: Principal, bucket: Mapping[str, Any]) -> Reply:
         body = call.body.read_all(2 * 1024 * 1024)
         rules.check_content_md5(call.header("content-md5"), hashlib.md5(body).digest())  # noqa: S324
-        root = parse_xml(body)
+        root = parse_xml(xmlutil.protect_controls(body))
         if root.tag != "Delete":
             raise OssError(400, "MalformedXML")
         quiet = child_text(root, "Quiet", "false").lower() == "true"
-        keys = [child_text(node, "Key") for node in root.findall("Object")]
+        keys = [xmlutil.restore_controls(child_text(node, "Key")) for node in root.findall("Object")]
         if not keys or len(keys) > 1000 or any(k == "" for k in keys):
             raise OssError(400, "MalformedXML")
         for key in keys:
@@ -426,8 +487,7 @@ class OssApi:
         blob = self.storage.write_blob(rules.capped(call.body.chunks(), limit))
         if expected_md5 is not None and blob.md5 != expected_md5:
             self.storage.discard_blob(blob.path)
-            raise OssError(400, "BadDigest", ExpectedMD5=call.header("content-md5") or "",
-                           CalculatedMD5=blob.content_md5)
+            raise rules.digest_mismatch(call.header("content-md5") or "", blob.md5)
         return blob
 
     def _put_object(self, call: Call, principal: Principal, bucket: str, key: str) -> Reply:
@@ -437,13 +497,13 @@ class OssApi:
         blob = self._receive(call, rules.MAX_OBJECT_SIZE)
         record = ObjectRecord(bucket, key, blob.size, blob.etag, self.clock(),
                               call.header("content-type") or "application/octet-stream",
-                              rules.metadata_from(call.headers), blob.path)
+                              rules.metadata_from(call.headers), blob.path, crc64=blob.crc64)
         delta = self.storage.put_object(record, forbid_overwrite=forbid_overwrite)
         if delta is None:  # another request created it while this body was arriving
             self.storage.discard_blob(blob.path)
             raise _file_exists()
         self._publish("ObjectCreated:PutObject", call, principal, record, delta)
-        return Reply(200, {"ETag": f'"{blob.etag}"', "Content-MD5": blob.content_md5})
+        return Reply(200, {"ETag": f'"{blob.etag}"', "Content-MD5": blob.content_md5, **_crc_header(blob.crc64)})
 
     def _copy_object(self, call: Call, principal: Principal, bucket: Mapping[str, Any], key: str) -> Reply:
         source_bucket, source_key = rules.parse_copy_source(call.header("x-oss-copy-source") or "")
@@ -454,12 +514,8 @@ class OssApi:
         self._authorize(call, principal, bucket, "oss:PutObject", self._resource(bucket["name"], key))
         call.body.read_all(0)
         source = self._existing(source_bucket, source_key)
-        rules.check_conditions(source, {
-            "if-match": call.header("x-oss-copy-source-if-match"),
-            "if-none-match": call.header("x-oss-copy-source-if-none-match"),
-            "if-modified-since": call.header("x-oss-copy-source-if-modified-since"),
-            "if-unmodified-since": call.header("x-oss-copy-source-if-unmodified-since"),
-        }, copy=True)
+        if rules.check_conditions(source, rules.copy_conditions(call.header)):
+            raise OssError(304, "NotModified")
         directive = (call.header("x-oss-metadata-directive") or "COPY").upper()
         if directive not in ("COPY", "REPLACE"):
             raise invalid_argument("Invalid x-oss-metadata-directive.", ArgumentName="x-oss-metadata-directive")
@@ -480,7 +536,7 @@ class OssApi:
         body = ('<?xml version="1.0" encoding="UTF-8"?>\n<CopyObjectResult>'
                 f'{element("ETag", chr(34) + record.etag + chr(34))}'
                 f'{element("LastModified", iso8601(record.last_modified))}</CopyObjectResult>')
-        return Reply(200, {**XML, "ETag": f'"{record.etag}"'}, body.encode())
+        return Reply(200, {**XML, "ETag": f'"{record.etag}"', **_crc_header(record.crc64)}, body.encode())
 
     def _open_current(self, bucket: str, key: str) -> tuple[ObjectRecord, BinaryIO]:
         """The record and its open blob; an overwrite between the two reads is retried (the open file
@@ -645,10 +701,10 @@ class OssApi:
         metadata = {name: value for name, value in form.fields.items()
                     if name.startswith("x-oss-meta-") or name in rules.STORED_HEADERS}
         record = ObjectRecord(bucket["name"], key, blob.size, blob.etag, self.clock(), content_type, metadata,
-                              blob.path)
+                              blob.path, crc64=blob.crc64)
         delta = self.storage.put_object(record)
         self._publish("ObjectCreated:PostObject", call, principal, record, delta)
-        headers = {"ETag": f'"{blob.etag}"'}
+        headers = {"ETag": f'"{blob.etag}"', **_crc_header(blob.crc64)}
         redirect = form.fields.get("success_action_redirect")
         if redirect:
             separator = "&" if "?" in redirect else "?"
@@ -690,7 +746,7 @@ class OssApi:
             return self._upload_part_copy(call, principal, upload, part_number)
         blob = self._receive(call, rules.MAX_OBJECT_SIZE)
         self.storage.put_part(upload.upload_id, part_number, blob)
-        return Reply(200, {"ETag": f'"{blob.etag}"', "Content-MD5": blob.content_md5})
+        return Reply(200, {"ETag": f'"{blob.etag}"', "Content-MD5": blob.content_md5, **_crc_header(blob.crc64)})
 
     def _upload_part_copy(self, call: Call, principal: Principal, upload: UploadRecord, part_number: int) -> Reply:
         source_bucket, source_key = rules.parse_copy_source(call.header("x-oss-copy-source") or "")
@@ -700,12 +756,8 @@ class OssApi:
         self._authorize(call, principal, src_bucket, "oss:GetObject", self._resource(source_bucket, source_key))
         source, blob_file = self._open_current(source_bucket, source_key)
         with blob_file:
-            rules.check_conditions(source, {
-                "if-match": call.header("x-oss-copy-source-if-match"),
-                "if-none-match": call.header("x-oss-copy-source-if-none-match"),
-                "if-modified-since": call.header("x-oss-copy-source-if-modified-since"),
-                "if-unmodified-since": call.header("x-oss-copy-source-if-unmodified-since"),
-            }, copy=True)
+            if rules.check_conditions(source, rules.copy_conditions(call.header)):
+                raise OssError(304, "NotModified")
             byte_range = rules.parse_range(call.header("x-oss-copy-source-range"), source.size)
             start, end = byte_range if byte_range is not None else (0, source.size - 1)
             blob_file.seek(start)
@@ -714,7 +766,7 @@ class OssApi:
         body = ('<?xml version="1.0" encoding="UTF-8"?>\n<CopyPartResult>'
                 + element("LastModified", iso8601(self.clock())) + element("ETag", f'"{blob.etag}"')
                 + "</CopyPartResult>")
-        return Reply(200, {**XML, "ETag": f'"{blob.etag}"'}, body.encode())
+        return Reply(200, {**XML, "ETag": f'"{blob.etag}"', **_crc_header(blob.crc64)}, body.encode())
 
     def _complete_upload(self, call: Call, principal: Principal, bucket: str, key: str) -> Reply:
         upload = self._upload(call.params["uploadId"], bucket, key)
@@ -749,8 +801,11 @@ class OssApi:
                                MinSizeAllowed=str(rules.MIN_PART_SIZE), PartNumber=str(part.part_number))
         path = self.storage.concat_blobs([p.path for p in chosen])
         etag = hashlib.md5(b"".join(p.md5 for p in chosen)).hexdigest().upper() + f"-{len(chosen)}"  # noqa: S324
+        # The object's CRC-64 from the parts' CRCs (combine formula), without reading the data again.
+        crc = (crc64.combine_all([(p.crc64, p.size) for p in chosen])
+               if all(p.crc64 is not None for p in chosen) else None)
         record = ObjectRecord(bucket, key, sum(p.size for p in chosen), etag, self.clock(), upload.content_type,
-                              upload.metadata, path, "Multipart")
+                              upload.metadata, path, "Multipart", crc)
         delta = self.storage.finish_upload(upload.upload_id, record)
         self._publish("ObjectCreated:CompleteMultipartUpload", call, principal, record, delta)
         encode = call.params.get("encoding-type") == "url"
@@ -760,7 +815,7 @@ class OssApi:
                + element("Location", f"http://{call.host}/{bucket}/{quote(key)}")
                + element("Bucket", bucket) + element("Key", shown_key)
                + element("ETag", f'"{etag}"') + "</CompleteMultipartUploadResult>")
-        return Reply(200, {**XML, "ETag": f'"{etag}"'}, out.encode())
+        return Reply(200, {**XML, "ETag": f'"{etag}"', **_crc_header(crc)}, out.encode())
 
     def _list_parts(self, call: Call, bucket: str, key: str) -> Reply:
         upload = self._upload(call.params["uploadId"], bucket, key)
@@ -797,10 +852,15 @@ class OssApi:
         bucket = self.storage.bucket(call.bucket)
         if bucket is None:
             raise OssError(404, "NoSuchBucket", BucketName=call.bucket)
-        headers = cors.preflight_headers(bucket["cors"], call.header("origin"),
-                                         call.header("access-control-request-method"),
-                                         call.header("access-control-request-headers"))
-        return Reply(200, headers)
+        vary = cors.vary_headers(bucket["cors_vary"])
+        try:
+            headers = cors.preflight_headers(bucket["cors"], call.header("origin"),
+                                             call.header("access-control-request-method"),
+                                             call.header("access-control-request-headers"))
+        except OssError as error:
+            error.headers.update(vary)
+            raise
+        return Reply(200, {**headers, **vary})
 
     def _publish(self, name: str, call: Call, principal: Principal, record: ObjectRecord, delta: int) -> None:
         principal_id = self.account_id if principal.kind == "root" else principal.principal_id
@@ -815,6 +875,10 @@ class OssApi:
 
 # -- helpers -----------------------------------------------------------------------------------
 _HEADER_SAFE = "/ !\"#$&'()*+,-.:;<=>?@[]^_`{|}~"
+
+
+def _crc_header(crc: int | None) -> dict[str, str]:
+    return {} if crc is None else {"x-oss-hash-crc64ecma": str(crc)}
 
 
 def _who(principal: Principal) -> str:

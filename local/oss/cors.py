@@ -34,13 +34,15 @@ def normalize_rules(rules: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if bad:
             raise ValueError(f"unsupported CORS method(s): {', '.join(bad)}")
         item["AllowedMethod"] = [m.upper() for m in item["AllowedMethod"]]
+        item["AllowedHeader"] = [h.lower() for h in item["AllowedHeader"]]  # OSS stores them lower-cased
         normalized.append(item)
     if len(normalized) > MAX_RULES:
         raise ValueError(f"at most {MAX_RULES} CORS rules per bucket")
     return normalized
 
 
-def parse_cors_xml(body: bytes) -> list[dict[str, Any]]:
+def parse_cors_xml(body: bytes) -> tuple[list[dict[str, Any]], bool]:
+    """The rules and ResponseVary of a PutBucketCors body."""
     root = parse_xml(body)
     if root.tag != "CORSConfiguration":
         raise OssError(400, "MalformedXML")
@@ -49,13 +51,16 @@ def parse_cors_xml(body: bytes) -> list[dict[str, Any]]:
         rule: dict[str, Any] = {name: [e.text or "" for e in node.findall(name)] for name in LIST_FIELDS}
         rule["MaxAgeSeconds"] = child_text(node, "MaxAgeSeconds") or None
         rules.append(rule)
+    vary = child_text(root, "ResponseVary", "false").strip().lower()
+    if vary not in ("true", "false"):
+        raise OssError(400, "InvalidArgument", "ResponseVary must be true or false.")
     try:
-        return normalize_rules(rules)
+        return normalize_rules(rules), vary == "true"
     except ValueError as exc:
         raise OssError(400, "InvalidArgument", str(exc)) from None
 
 
-def cors_xml(rules: Sequence[Mapping[str, Any]]) -> bytes:
+def cors_xml(rules: Sequence[Mapping[str, Any]], response_vary: bool = False) -> bytes:
     out = ['<?xml version="1.0" encoding="UTF-8"?>\n<CORSConfiguration>']
     for rule in rules:
         out.append("<CORSRule>")
@@ -64,7 +69,7 @@ def cors_xml(rules: Sequence[Mapping[str, Any]]) -> bytes:
         if rule.get("MaxAgeSeconds") is not None:
             out.append(element("MaxAgeSeconds", str(rule["MaxAgeSeconds"])))
         out.append("</CORSRule>")
-    out.append("<ResponseVary>false</ResponseVary></CORSConfiguration>")
+    out.append(f"<ResponseVary>{'true' if response_vary else 'false'}</ResponseVary></CORSConfiguration>")
     return "".join(out).encode()
 
 
@@ -98,7 +103,6 @@ def preflight_headers(rules: Sequence[Mapping[str, Any]], origin: str | None, me
     headers = {
         "Access-Control-Allow-Origin": origin,
         "Access-Control-Allow-Methods": ", ".join(rule["AllowedMethod"]),
-        "Vary": "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
     }
     if names:
         headers["Access-Control-Allow-Headers"] = ", ".join(names)
@@ -107,6 +111,12 @@ def preflight_headers(rules: Sequence[Mapping[str, Any]], origin: str | None, me
     if rule.get("MaxAgeSeconds") is not None:
         headers["Access-Control-Max-Age"] = str(rule["MaxAgeSeconds"])
     return headers
+
+
+def vary_headers(response_vary: bool) -> dict[str, str]:
+    """PutBucketCors reference: ResponseVary=true returns ``Vary: Origin`` on every answer of the bucket,
+    cross-origin or not, matched or not; false (the default) never returns it."""
+    return {"Vary": "Origin"} if response_vary else {}
 
 
 def actual_headers(rules: Sequence[Mapping[str, Any]], origin: str | None, method: str) -> dict[str, str]:
@@ -120,7 +130,6 @@ def actual_headers(rules: Sequence[Mapping[str, Any]], origin: str | None, metho
         "Access-Control-Allow-Origin": origin,
         "Access-Control-Allow-Methods": ", ".join(rule["AllowedMethod"]),
         "Access-Control-Allow-Credentials": "true",
-        "Vary": "Origin",
     }
     if rule["ExposeHeader"]:
         headers["Access-Control-Expose-Headers"] = ", ".join(rule["ExposeHeader"])

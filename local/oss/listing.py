@@ -45,7 +45,7 @@ def list_page(storage: Storage, bucket: str, *, prefix: str, delimiter: str, aft
     upper = successor(prefix) if prefix else None
     if delimiter and after.startswith(prefix):
         # A marker inside a common prefix already reported: skip the whole prefix.
-        rolled = _common_prefix(after, prefix, delimiter)
+        rolled = common_prefix(after, prefix, delimiter)
         if rolled is not None:
             lower = max(lower, successor(rolled))
     count = 0
@@ -54,7 +54,7 @@ def list_page(storage: Storage, bucket: str, *, prefix: str, delimiter: str, aft
         jumped = False
         for record in storage.scan(bucket, after, lower, upper, min(max_keys - count + 1, MAX_KEYS_LIMIT + 1)):
             progressed = True
-            rolled = _common_prefix(record.key, prefix, delimiter) if delimiter else None
+            rolled = common_prefix(record.key, prefix, delimiter) if delimiter else None
             if rolled is not None:
                 page.common_prefixes.append(rolled)
                 page.next_position = rolled
@@ -77,7 +77,7 @@ def list_page(storage: Storage, bucket: str, *, prefix: str, delimiter: str, aft
     return page
 
 
-def _common_prefix(key: str, prefix: str, delimiter: str) -> str | None:
+def common_prefix(key: str, prefix: str, delimiter: str) -> str | None:
     index = key.find(delimiter, len(prefix))
     if index < 0:
         return None
@@ -85,26 +85,28 @@ def _common_prefix(key: str, prefix: str, delimiter: str) -> str | None:
 
 
 def parse_max_keys(value: str | None) -> int:
+    return parse_limit(value, "max-keys", default=DEFAULT_MAX_KEYS)
+
+
+def parse_limit(value: str | None, name: str, *, default: int) -> int:
+    """A page size (max-keys, max-uploads): ASCII digits, 1..1000."""
     if value is None or value == "":
-        return DEFAULT_MAX_KEYS
-    try:
-        max_keys = int(value)
-    except ValueError:
-        raise invalid_argument("Argument max-keys must be an integer between 1 and 1000.",
-                               ArgumentName="max-keys", ArgumentValue=value) from None
-    if not 1 <= max_keys <= MAX_KEYS_LIMIT:
-        raise invalid_argument("Argument max-keys must be an integer between 1 and 1000.",
-                               ArgumentName="max-keys", ArgumentValue=value)
-    return max_keys
+        return default
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_KEYS_LIMIT:
+        raise invalid_argument(f"Argument {name} must be an integer between 1 and {MAX_KEYS_LIMIT}.",
+                               ArgumentName=name, ArgumentValue=value)
+    return int(value)
 
 
 def encode_token(position: str) -> str:
-    return base64.urlsafe_b64encode(position.encode()).decode()
+    # Standard base64 ("+", "/", "=") like OSS's opaque tokens: under encoding-type=url the token is
+    # URL-encoded in the answer, so a client that forgets to decode it sends back a token that fails.
+    return base64.b64encode(position.encode()).decode()
 
 
 def decode_token(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
+        return base64.b64decode(token.encode(), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise invalid_argument("The continuation token provided is incorrect.",
                                ArgumentName="continuation-token") from None
@@ -148,7 +150,9 @@ def list_objects_xml(storage: Storage, bucket: str, query: Mapping[str, str], ow
         out.append(element("EncodingType", encoding))
     if page.truncated:
         if v2:
-            out.append(element("NextContinuationToken", encode_token(page.next_position)))
+            # ListObjectsV2 reference: with encoding-type=url, Delimiter, StartAfter, Prefix,
+            # NextContinuationToken and Key are URL-encoded.
+            out.append(element("NextContinuationToken", enc(encode_token(page.next_position))))
         else:
             out.append(element("NextMarker", enc(page.next_position)))
     if v2:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import BinaryIO
 from urllib.parse import unquote
@@ -78,8 +78,13 @@ def decode_content_md5(value: str | None) -> bytes | None:
 def check_content_md5(value: str | None, actual: bytes) -> None:
     expected = decode_content_md5(value)
     if expected is not None and expected != actual:
-        raise OssError(400, "BadDigest", ExpectedMD5=value or "",
-                       CalculatedMD5=base64.b64encode(actual).decode())
+        raise digest_mismatch(value or "", actual)
+
+
+def digest_mismatch(expected: str, actual: bytes) -> OssError:
+    # OSS answers a Content-MD5 that does not match the body with InvalidDigest (PutObject API reference,
+    # error codes), where S3 says BadDigest.
+    return OssError(400, "InvalidDigest", ExpectedMD5=expected, CalculatedMD5=base64.b64encode(actual).decode())
 
 
 def check_traffic_limit(value: str | None) -> int | None:
@@ -131,8 +136,11 @@ def _etag_matches(header: str, etag: str) -> bool:
     return "*" in candidates or etag.upper() in candidates
 
 
-def check_conditions(record: ObjectRecord, conditions: Mapping[str, str | None], *, copy: bool = False) -> bool:
-    """Evaluate If-* headers (RFC 7232 order). Returns True for 304 Not Modified; raises 412."""
+def check_conditions(record: ObjectRecord, conditions: Mapping[str, str | None]) -> bool:
+    """Evaluate If-* headers (RFC 7232 order). Returns True for 304 Not Modified; raises 412.
+
+    The same holds for CopyObject / UploadPartCopy's x-oss-copy-source-if-*: an unmet if-none-match or
+    if-modified-since is 304, only if-match and if-unmodified-since failures are 412 (CopyObject reference)."""
     modified = int(record.last_modified)
     if_match = conditions.get("if-match")
     if_none_match = conditions.get("if-none-match")
@@ -143,16 +151,17 @@ def check_conditions(record: ObjectRecord, conditions: Mapping[str, str | None],
         if since is not None and modified > since:
             raise OssError(412, "PreconditionFailed", Condition="If-Unmodified-Since")
     if if_none_match is not None and _etag_matches(if_none_match, record.etag):
-        if copy:
-            raise OssError(412, "PreconditionFailed", Condition="If-None-Match")
         return True
     if if_none_match is None:
         since = _http_time(conditions.get("if-modified-since"))
         if since is not None and modified <= since:
-            if copy:
-                raise OssError(412, "PreconditionFailed", Condition="If-Modified-Since")
             return True
     return False
+
+
+def copy_conditions(headers_of: Callable[[str], str | None]) -> dict[str, str | None]:
+    return {name: headers_of(f"x-oss-copy-source-{name}")
+            for name in ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")}
 
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")

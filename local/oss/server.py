@@ -227,7 +227,12 @@ class OssRequestHandler(BaseHTTPRequestHandler):
             reply = self._error_reply(OssError(500, "InternalError", "We encountered an internal error."),
                                       request_id, host_header)
         if body is not None and not body.exhausted:
-            self._drain(body)
+            if self.command in ("GET", "HEAD", "DELETE", "OPTIONS"):
+                # The operation ignores any body: answer now, without waiting for bytes that may never
+                # come, and close the connection since the unread body would corrupt the next request.
+                self.close_connection = True
+            else:
+                self._drain(body)
         self._send(reply, request_id)
 
     def _drain(self, body: BodyReader) -> None:

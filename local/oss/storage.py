@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS buckets (
     name TEXT PRIMARY KEY,
     created REAL NOT NULL,
     cors TEXT NOT NULL DEFAULT '[]',
-    public_read INTEGER NOT NULL DEFAULT 0
+    public_read INTEGER NOT NULL DEFAULT 0,
+    cors_vary INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS objects (
     bucket TEXT NOT NULL,
@@ -70,7 +71,8 @@ CREATE TABLE IF NOT EXISTS parts (
 ) WITHOUT ROWID;
 """
 # Columns added after the first release: ALTER TABLE on an older index (a data dir kept across versions).
-_ADDED_COLUMNS = (("objects", "crc64", "TEXT"), ("objects", "symlink_target", "TEXT"), ("parts", "crc64", "TEXT"))
+_ADDED_COLUMNS = (("buckets", "cors_vary", "INTEGER NOT NULL DEFAULT 0"), ("objects", "crc64", "TEXT"),
+                  ("objects", "symlink_target", "TEXT"), ("parts", "crc64", "TEXT"))
 _OBJECT_COLUMNS = ("bucket, key, size, etag, last_modified, content_type, metadata, path, object_type, crc64, "
                    "symlink_target")
 _UPSERT_OBJECT = f"INSERT OR REPLACE INTO objects ({_OBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
@@ -257,14 +259,17 @@ class Storage:
 
     def bucket(self, name: str) -> dict[str, Any] | None:
         row = self._db().execute(
-            "SELECT name, created, cors, public_read FROM buckets WHERE name = ?", (name,)
+            "SELECT name, created, cors, public_read, cors_vary FROM buckets WHERE name = ?", (name,)
         ).fetchone()
         if row is None:
             return None
-        return {"name": row[0], "created": row[1], "cors": json.loads(row[2]), "public_read": bool(row[3])}
+        return {"name": row[0], "created": row[1], "cors": json.loads(row[2]), "public_read": bool(row[3]),
+                "cors_vary": bool(row[4])}
 
-    def buckets(self) -> list[dict[str, Any]]:
-        rows = self._db().execute("SELECT name, created FROM buckets ORDER BY name").fetchall()
+    def buckets(self, *, prefix: str = "", after: str = "", limit: int = 1000) -> list[dict[str, Any]]:
+        rows = self._db().execute(
+            "SELECT name, created FROM buckets WHERE name > ? AND substr(name, 1, ?) = ? ORDER BY name LIMIT ?",
+            (after, len(prefix), prefix, limit)).fetchall()
         return [{"name": name, "created": created} for name, created in rows]
 
     def delete_bucket(self, name: str) -> bool:
@@ -275,9 +280,10 @@ class Storage:
         row = self._db().execute("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1", (name,)).fetchone()
         return row is None
 
-    def set_cors(self, name: str, rules: list[dict[str, Any]]) -> None:
+    def set_cors(self, name: str, rules: list[dict[str, Any]], *, response_vary: bool = False) -> None:
         with self._transaction() as conn:
-            conn.execute("UPDATE buckets SET cors = ? WHERE name = ?", (json.dumps(rules), name))
+            conn.execute("UPDATE buckets SET cors = ?, cors_vary = ? WHERE name = ?",
+                         (json.dumps(rules), int(response_vary), name))
 
     # -- objects -----------------------------------------------------------------------------
     def get_object(self, bucket: str, key: str) -> ObjectRecord | None:
@@ -364,12 +370,25 @@ class Storage:
             return None
         return UploadRecord(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]))
 
-    def list_uploads(self, bucket: str, limit: int = 1000) -> list[UploadRecord]:
-        rows = self._db().execute(
-            "SELECT upload_id, bucket, key, initiated, content_type, metadata FROM uploads "
-            "WHERE bucket = ? ORDER BY key, initiated LIMIT ?",
-            (bucket, limit),
-        ).fetchall()
+    def list_uploads(self, bucket: str, *, lower: str = "", upper: str | None = None, after_key: str = "",
+                     after_upload_id: str | None = None, limit: int = 1000) -> list[UploadRecord]:
+        """Uploads with lower <= key < upper, after (after_key, after_upload_id) in (key, upload id) order;
+        without after_upload_id, after every upload of after_key."""
+        sql = ("SELECT upload_id, bucket, key, initiated, content_type, metadata FROM uploads "
+               "WHERE bucket = ? AND key >= ?")
+        args: list[Any] = [bucket, lower]
+        if upper is not None:
+            sql += " AND key < ?"
+            args.append(upper)
+        if after_upload_id is None:
+            sql += " AND key > ?"
+            args.append(after_key)
+        else:
+            sql += " AND (key > ? OR (key = ? AND upload_id > ?))"
+            args += [after_key, after_key, after_upload_id]
+        sql += " ORDER BY key, upload_id LIMIT ?"
+        args.append(limit)
+        rows = self._db().execute(sql, args).fetchall()
         return [UploadRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
     def put_part(self, upload_id: str, part_number: int, blob: WrittenBlob) -> None:

@@ -22,13 +22,14 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 from urllib.parse import unquote, unquote_plus
 
 from shared import config
 from shared import logging as log
 from shared.errors import InvalidParameter
+from shared.keys import is_unicode_text
 from shared.numbers import ascii_int_or_none
 from shared.validity import parse_utc
 
@@ -51,6 +52,10 @@ FINAL_CREATE_EVENTS = frozenset({
     "ObjectCreated:CompleteMultipartUpload", "ObjectCreated:AppendObject", "ObjectCreated:PutSymlink",
 })  # fmt: skip
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+# Event times a record can carry and still be computed with (the export looks days back from its tick; years
+# 1 and 9999 overflow such arithmetic). The platform stamps events with the current time.
+EARLIEST_EVENT_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST_EVENT_TIME = datetime(9000, 1, 1, tzinfo=timezone.utc)
 
 
 class InvalidEvent(InvalidParameter):
@@ -61,13 +66,22 @@ def decode_event(raw: bytes | bytearray | str | Mapping[str, Any], what: str) ->
     """The event as a JSON object (a mapping is taken as is); InvalidEvent naming ``what`` otherwise."""
     if isinstance(raw, Mapping):
         return raw
+    if not isinstance(raw, (bytes, bytearray, str)):
+        raise InvalidEvent(f"the {what} event must be JSON text")
     try:
         value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidEvent(f"the {what} event is not valid JSON") from None
     if not isinstance(value, dict):
         raise InvalidEvent(f"the {what} event must be a JSON object")
     return value
+
+
+def _unicode_text(value: object) -> bool:
+    try:
+        return is_unicode_text(value)
+    except RecursionError:  # nested deeper than anything an event holds
+        return False
 
 
 # --- OSS trigger ---------------------------------------------------------------------------------------
@@ -116,9 +130,22 @@ class OssEvent:
     invalid: list[tuple[int, str]]  # (index in "events", reason)
 
 
+def event_time(value: object, what: str) -> datetime:
+    """An event's ISO 8601 time within [EARLIEST_EVENT_TIME, LATEST_EVENT_TIME]; ValueError naming ``what``."""
+    try:
+        moment = parse_utc(value)
+    except ValueError:
+        raise ValueError(f"{what} is not an ISO 8601 time") from None
+    if not EARLIEST_EVENT_TIME <= moment <= LATEST_EVENT_TIME:
+        raise ValueError(f"{what} is outside {EARLIEST_EVENT_TIME.year}-{LATEST_EVENT_TIME.year}")
+    return moment
+
+
 def _record(index: int, item: object) -> OssObjectRecord:
     if not isinstance(item, Mapping):
         raise ValueError("record is not an object")
+    if not _unicode_text(item):
+        raise ValueError("record holds a lone surrogate (not Unicode text)")
     oss = item.get("oss")
     if not isinstance(oss, Mapping):
         raise ValueError("oss is missing")
@@ -144,15 +171,12 @@ def _record(index: int, item: object) -> OssObjectRecord:
     if not isinstance(etag, str):
         raise ValueError("oss.object.eTag is not a string")
     time_raw = item.get("eventTime")
-    try:
-        event_time = parse_utc(time_raw)
-    except ValueError:
-        raise ValueError("eventTime is not an ISO 8601 time") from None
+    moment = event_time(time_raw, "eventTime")
     response = item.get("responseElements")
     request_id = response.get("requestId", "") if isinstance(response, Mapping) else ""
     return OssObjectRecord(
         event_name=name.removeprefix("oss:"),
-        event_time=event_time,
+        event_time=moment,
         event_time_raw=str(time_raw),
         bucket=bucket_name,
         key=key,
@@ -200,19 +224,23 @@ class TimerEvent:
             raise InvalidEvent("the timer payload is not valid JSON") from None
         if not isinstance(value, dict):
             raise InvalidEvent("the timer payload must be a JSON object")
+        if not _unicode_text(value):
+            raise InvalidEvent("the timer payload holds a lone surrogate (not Unicode text)")
         return value
 
 
 def parse_timer_event(raw: bytes | bytearray | str | Mapping[str, Any]) -> TimerEvent:
     data = decode_event(raw, "timer")
+    if not _unicode_text(data):
+        raise InvalidEvent("the timer event holds a lone surrogate (not Unicode text)")
     name = data.get("triggerName")
     if not isinstance(name, str) or not name.strip():
         raise InvalidEvent("the timer event has no triggerName")
     time_raw = data.get("triggerTime")
     try:
-        trigger_time = parse_utc(time_raw)
-    except ValueError:
-        raise InvalidEvent("the timer event's triggerTime is not an ISO 8601 time") from None
+        trigger_time = event_time(time_raw, "the timer event's triggerTime")
+    except ValueError as error:
+        raise InvalidEvent(str(error)) from None
     payload = data.get("payload", "")
     if payload is None:
         payload = ""

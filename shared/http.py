@@ -35,6 +35,7 @@ from shared.errors import (
     NotFound,
     PayloadTooLarge,
 )
+from shared.keys import is_unicode_text
 
 Response = dict[str, Any]
 Route = Callable[["Request", config.Settings, Any], Response]
@@ -109,7 +110,7 @@ class Request:
         if not isinstance(value, dict):
             raise BadRequest("request body must be a JSON object")
         try:
-            unicode_text = _is_unicode_text(value)
+            unicode_text = is_unicode_text(value)
         except RecursionError:
             raise BadRequest("request body is not valid JSON: nested too deeply") from None
         if not unicode_text:
@@ -141,7 +142,7 @@ def parse_event(event: Any, *, request_id: str = "", max_body_bytes: int = DEFAU
     # surrogate is refused here, once, instead of raising UnicodeEncodeError deep inside a route.
     for text, name in ((method, "method"), (raw_path, "rawPath"), (path, "path"), (headers, "headers"),
                        (query, "queryParameters")):
-        if not _is_unicode_text(text if isinstance(text, str) else dict(text)):
+        if not is_unicode_text(text if isinstance(text, str) else dict(text)):
             raise BadRequest(f"malformed request: {name} contains a lone surrogate; it is not Unicode text")
     return Request(
         method=method,
@@ -153,24 +154,6 @@ def parse_event(event: Any, *, request_id: str = "", max_body_bytes: int = DEFAU
         source_ip=_string(http.get("sourceIp"), "requestContext.http.sourceIp"),
         request_id=request_id or _string(context.get("requestId"), "requestContext.requestId"),
     )
-
-
-def _is_unicode_text(value: Any) -> bool:
-    """False if a string anywhere in ``value`` (dict keys included) holds a lone surrogate (U+D800-U+DFFF):
-    JSON's ``\\ud800`` escapes decode to one, and no UTF-8 encoder will take it."""
-    if isinstance(value, str):
-        if value.isascii():
-            return True
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return False
-        return True
-    if isinstance(value, dict):
-        return all(_is_unicode_text(k) and _is_unicode_text(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_is_unicode_text(item) for item in value)
-    return True
 
 
 def _event_request_id(event: Any) -> str:

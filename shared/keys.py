@@ -69,6 +69,26 @@ class InvalidOption(SigningError):
 # Validation
 # ---------------------------------------------------------------------------------------------
 
+
+def is_unicode_text(value: object) -> bool:
+    """False if a string anywhere in ``value`` (nested dicts and lists, keys included) holds a lone surrogate
+    (U+D800-U+DFFF): JSON's ``\\ud800`` escapes decode to one (RFC 8259 section 8.2), and no UTF-8 encoder,
+    HMAC or header will take it. Deeply nested values may raise RecursionError, as json.loads does."""
+    if isinstance(value, str):
+        if value.isascii():
+            return True
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(is_unicode_text(k) and is_unicode_text(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(is_unicode_text(item) for item in value)
+    return True
+
+
 # C0 controls and DEL: they break HTTP request lines, canonical strings and logs.
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 

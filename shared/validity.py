@@ -142,7 +142,10 @@ def parse_utc(value: object) -> datetime:
     """
     if not isinstance(value, str) or not value.strip():
         raise ValueError("expected an ISO 8601 time")
-    return to_utc(datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00")))
+    try:
+        return to_utc(datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00")))
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before datetime.min once in UTC
+        raise ValueError("the time is outside the range of representable times") from None
 
 
 def _is_int(value: object) -> bool:

@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -73,6 +74,8 @@ MAX_HOPS = 1000
 HANDOFF_LEASE_SECONDS = 900  # how long a handed-off export waits for its continuation before anyone may resume
 LEASE_MARGIN_SECONDS = 60
 STALE_LOOKBACK = timedelta(days=7)  # how far back a new tick looks for exports that died unfinished
+# What shared.export.export_id writes (safe_name slug, hash, compact time): a continuation names no other key.
+_EXPORT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 # Sorts after every key that starts with a prefix (keys are compared as UTF-8 bytes = code points).
 AFTER_PREFIX = "\U0010ffff"
 
@@ -116,9 +119,11 @@ def parse_request(event: bytes | str | dict[str, Any], settings: config.Settings
     data = decode_event(event, "export")
     if "continuation" in data:
         cont = data["continuation"]
+        hop = cont.get("hop") if isinstance(cont, dict) else None
         if (not isinstance(cont, dict) or not isinstance(cont.get("export_id"), str)
-                or not isinstance(cont.get("hop"), int)):
-            raise InvalidEvent("continuation needs export_id (string) and hop (integer)")
+                or not _EXPORT_ID.fullmatch(cont["export_id"])
+                or not isinstance(hop, int) or isinstance(hop, bool) or not 0 < hop <= MAX_HOPS):
+            raise InvalidEvent(f"continuation needs export_id (as export ids are written) and hop (1..{MAX_HOPS})")
         return Request(export_id=cont["export_id"], claimant=f"hop-{cont['hop']}", hop=cont["hop"])
     timer = parse_timer_event(data)
     options = parse_options(timer.payload_json(), settings, trigger_name=timer.trigger_name)

@@ -14,8 +14,10 @@ OSS trigger -> for each record of the event (several per event, all processed ev
 4. deliver: link record ``<LINKS_PREFIX><key>.json``, webhook (``Idempotency-Key`` =
    sha256(bucket, key, etag)), one log line (never the URL's signature).
 
-Any delivery failure makes the invocation raise after all records were tried, so the platform retries
-the event; what already succeeded is reused on the retry.
+Any transient failure (OSS, credentials, the webhook: a 5xx) makes the invocation raise after all records
+were tried, so the platform retries the event; what already succeeded is reused on the retry. A record that
+can never succeed (unreadable, a time out of range, a lone surrogate, a key OSS would refuse) is logged and
+skipped: failing for it would have the platform deliver the same event again forever.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 from shared import config, credentials
 from shared import logging as log
 from shared.errors import AppError, UpstreamError
-from shared.events import OssObjectRecord, event_handler, parse_oss_event
+from shared.events import InvalidEvent, OssObjectRecord, event_handler, parse_oss_event
 from shared.export import KeyFilter, signing_time, url_signer
 from shared.keys import InvalidKey
 from shared.scoped_signing import prefixes_scope
@@ -68,16 +70,20 @@ class Runtime:
 def process(event: bytes | str | dict[str, Any], context: Any, runtime: Runtime) -> dict[str, Any]:
     logger = log.get_logger()
     settings = runtime.settings
-    parsed = parse_oss_event(event)
+    try:
+        parsed = parse_oss_event(event)
+    except InvalidEvent as error:  # permanent: the platform would deliver the same bytes again and again
+        logger.error("upload.invalid_event", code=error.code, message=error.message)
+        return {"status": "invalid", "code": error.code, "message": error.message}
     failures: list[dict[str, Any]] = []
-    for index, reason in parsed.invalid:
+    skipped: list[dict[str, Any]] = []
+    for index, reason in parsed.invalid:  # permanent too: logged and skipped, the other records still count
         logger.error("upload.invalid_record", index=index, reason=reason)
-        failures.append({"index": index, "code": "InvalidRecord", "message": reason})
+        skipped.append({"index": index, "reason": "invalid_record", "message": reason})
     function_creds = credentials.function_credentials_for(context, settings)
     client = OssClient.from_settings(settings, lambda: function_creds)
     signer: Signer | None = None
     links: list[dict[str, Any]] = []
-    skipped: list[dict[str, str]] = []
     for record in parsed.records:
         reason = _skip_reason(record, runtime)
         if reason:
@@ -109,7 +115,15 @@ def process(event: bytes | str | dict[str, Any], context: Any, runtime: Runtime)
             logger.info("upload.link", key=key, size=link["size"], etag=link["etag"],
                         expires_at=link["expires_at"], clamped=link["clamped"], clamp_reason=link["clamp_reason"],
                         idempotency_key=link["idempotency_key"], link_record=link["link_record"])
-        except (AppError, OssError) as error:
+        except AppError as error:
+            if error.status >= 500:  # a dependency or a credential: the platform's retry may succeed
+                logger.error("upload.failed", key=record.key, code=error.code, message=error.message)
+                failures.append({"key": record.key, "code": error.code, "message": error.message})
+                continue
+            # the record itself can never succeed (e.g. a key OSS would refuse): skip it, do not retry forever
+            logger.warning("upload.unprocessable_record", key=record.key, code=error.code, message=error.message)
+            skipped.append({"key": record.key, "reason": "unprocessable", "message": error.message})
+        except OssError as error:
             code = getattr(error, "code", type(error).__name__)
             logger.error("upload.failed", key=record.key, code=code, message=str(getattr(error, "message", error)))
             failures.append({"key": record.key, "code": code, "message": str(getattr(error, "message", error))})
@@ -206,7 +220,7 @@ def _existing_link(client: OssClient, record_key: str, etag: str) -> dict[str, A
         remaining = (expires_at - datetime.now(timezone.utc)).total_seconds()
         if remaining < REUSE_MIN_REMAINING_SHARE * int(stored["expires_in"]):
             return None
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
         return None  # unreadable: overwrite it
     return stored
 

@@ -129,3 +129,31 @@ def test_excluded_prefixes_win_even_without_other_filters() -> None:
     assert f.accepts("anything")
     assert not f.accepts("_links/x.json") and not f.accepts("_exports/nightly/a.csv")
     assert f.accepts("_linksx/not-ours")
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"eventTime": "0001-01-01T00:00:00+01:00"}, "eventTime is not an ISO 8601 time"),  # OverflowError before
+    ({"eventTime": "9999-12-31T23:59:59-01:00"}, "eventTime is not an ISO 8601 time"),
+    ({"eventTime": "1900-01-01T00:00:00Z"}, "eventTime is outside 1970-9000"),
+    ({"eventName": "ObjectCreated:\udc80"}, "record holds a lone surrogate (not Unicode text)"),
+    ({"region": ["\ud800"]}, "record holds a lone surrogate (not Unicode text)"),
+])
+def test_records_that_can_never_succeed_are_listed_as_invalid(change: dict[str, Any], reason: str) -> None:
+    event = parse_oss_event(json.dumps({"events": [record("a.txt"), {**record("b.txt"), **change}]}).encode())
+    assert [r.key for r in event.records] == ["a.txt"] and event.invalid == [(1, reason)]
+
+
+def test_sizes_are_ascii_digits_or_invalid() -> None:
+    sized = {**record("a.txt"), "oss": {**record("a.txt")["oss"], "object": {"key": "a.txt", "size": "١٢"}}}
+    assert parse_oss_event({"events": [sized]}).invalid == [(0, "oss.object.size is not a non-negative integer")]
+
+
+@pytest.mark.parametrize("raw", [
+    {"triggerName": "n\ud800", "triggerTime": "2026-01-01T00:00:00Z"},
+    {"triggerName": "n", "triggerTime": "0001-01-01T00:00:00+01:00"},
+    {"triggerName": "n", "triggerTime": "2026-01-01T00:00:00Z", "payload": '{"a": "\\udc00"}'},
+])
+def test_timer_events_that_can_never_succeed_are_invalid_events(raw: dict[str, Any]) -> None:
+    with pytest.raises(InvalidEvent):
+        event = parse_timer_event(json.dumps(raw).encode())
+        event.payload_json()

@@ -2,7 +2,9 @@
 
 Each line carries timestamp, level, event, function, request_id and cold_start. ``mask_secrets`` runs
 last before rendering, so nothing a handler logs, however it is nested, can carry an AccessKey secret,
-security token, URL signature, Authorization header or JWT to the log store.
+security token, URL signature, Authorization header or JWT to the log store. Records of the standard
+library's logging (urllib3, the Alibaba Cloud SDKs, any library) are rendered by the same processors
+(``structlog.stdlib.ProcessorFormatter``), so they are masked too and come out as the same JSON lines.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ _VALUE_PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
      r"\1" + MASK),
     (("OSS ",), re.compile(r"(\bOSS\s+[A-Za-z0-9.]+:)[A-Za-z0-9+/=]+"), r"\1" + MASK),
     (("earer", "EARER"), re.compile(r"(?i)(\bBearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1" + MASK),
+    # Header lines as HTTP debug output prints them ("> x-acs-security-token : CAIS...", "Authorization: ..."),
+    # and credentials in JSON or repr text ('"SecurityToken": "CAIS..."', "access_key_secret='...'").
+    (("oken", "OKEN", "uthorization", "UTHORIZATION", "ecret", "ECRET"), re.compile(
+        r"(?i)((?:x-acs-security-token|x-oss-security-token|security[-_]?token|authorization|access[-_]?key[-_]?secret)"
+        r"[\"']?\s*[:=]\s*[\"']?)[^\s,;'\"&}]+"), r"\1" + MASK),
 )
 _MAX_REGISTERED = 256  # function and signer credentials; vended credentials are never logged in the first place
 
@@ -93,23 +100,91 @@ def mask_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, Any
 _configured = False
 _cold_start = True
 
+# Processors every line goes through, from structlog or from the standard library's logging (urllib3, the
+# Alibaba Cloud SDKs, anything): secrets are masked last, just before rendering.
+_SHARED_PROCESSORS: tuple[Any, ...] = (
+    structlog.contextvars.merge_contextvars,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+)
 
-def configure(level: str = "info", *, stream: Any = None) -> None:
-    """Configure structlog once per container (idempotent); ``stream`` is for tests."""
-    global _configured
-    structlog.configure(
+
+class _StdlibHandler(logging.Handler):
+    """Writes standard-library records through ``ProcessorFormatter`` to our stream (sys.stdout looked up at each
+    line, so a replaced stdout, as pytest and some runtimes do, is followed)."""
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            stream = self._stream or sys.stdout
+            stream.write(line + "\n")
+        except Exception:  # logging must never break the caller (the logging module's own rule)
+            self.handleError(record)
+
+
+def _route_standard_logging(level: int, stream: Any) -> None:
+    """Send every standard-library record through the structlog pipeline (structlog.stdlib.ProcessorFormatter).
+
+    Our handler replaces any previous one of ours and any plain StreamHandler on stdout/stderr (a runtime's
+    default console handler would print the raw, unmasked line); other handlers (files, test capture) stay."""
+    root = logging.getLogger()
+    consoles = {id(sys.stdout), id(sys.stderr), id(sys.__stdout__), id(sys.__stderr__)}
+    for handler in list(root.handlers):
+        plain_console = type(handler) is logging.StreamHandler and id(getattr(handler, "stream", None)) in consoles
+        if isinstance(handler, _StdlibHandler) or plain_console:
+            root.removeHandler(handler)
+    handler = _StdlibHandler(stream)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_SHARED_PROCESSORS, structlog.stdlib.add_logger_name],
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
             mask_secrets,
             structlog.processors.JSONRenderer(sort_keys=False),
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),
+    ))
+    handler.setLevel(level)  # records propagated from libraries that set their own logger to DEBUG stop here
+    root.addHandler(handler)
+    root.setLevel(level)
+    adopt_library_loggers()
+
+
+def adopt_library_loggers() -> None:
+    """Take the console handlers off libraries' own loggers so their records reach ours through the root.
+
+    Tea and darabonba (the Alibaba Cloud SDK core) add a StreamHandler to their logger at import time, and with
+    ``DEBUG=sdk`` print every request's headers (security token, signature) through it. Call again after
+    importing such a library lazily (shared/sts.py does)."""
+    for existing in list(logging.Logger.manager.loggerDict.values()):
+        if not isinstance(existing, logging.Logger):
+            continue
+        for handler in list(existing.handlers):
+            if type(handler) is logging.StreamHandler:
+                existing.removeHandler(handler)
+        existing.propagate = True
+
+
+def configure(level: str = "info", *, stream: Any = None) -> None:
+    """Configure structlog and the standard library's logging once per container (idempotent); ``stream``
+    is for tests."""
+    global _configured
+    numeric_level = getattr(logging, level.upper(), logging.INFO)
+    structlog.configure(
+        processors=[
+            *_SHARED_PROCESSORS,
+            structlog.processors.format_exc_info,
+            mask_secrets,
+            structlog.processors.JSONRenderer(sort_keys=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
         cache_logger_on_first_use=stream is None,
     )
+    _route_standard_logging(numeric_level, stream)
     _configured = True
 
 

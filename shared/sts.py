@@ -58,6 +58,7 @@ class StsClient:
         from alibabacloud_sts20150401.client import Client
         from alibabacloud_tea_openapi.utils_models import Config
 
+        log.adopt_library_loggers()  # the SDK core adds its own console handler when first imported
         self.endpoint = endpoint
         self.max_retries = max_retries
         self._client = Client(Config(

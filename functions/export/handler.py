@@ -568,6 +568,7 @@ def invoke_self_async(settings: config.Settings, context: Any, body: bytes) -> N
     from alibabacloud_tea_openapi.utils_models import Config, OpenApiRequest, Params
     from darabonba.runtime import RuntimeOptions
 
+    log.adopt_library_loggers()  # the SDK core adds its own console handler when first imported
     creds = credentials.function_credentials_for(context, settings)
     endpoint = invoke_endpoint(settings)
     scheme, _, host = endpoint.partition("://")

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -205,35 +205,93 @@ def client_for(settings: Settings, caller: Credentials) -> StsClient:
 # --- vended-credentials cache --------------------------------------------------------------------------------
 
 
+@dataclass
+class _Flight:
+    """One STS call in progress for a cache key; callers that miss meanwhile wait for it (single flight)."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    result: AssumedRole | None = None
+    error: BaseException | None = None
+
+
+def _remaining(entry: AssumedRole, now: datetime) -> float:
+    expiration = entry.credentials.expiration
+    return -1.0 if expiration is None else (expiration - now).total_seconds()
+
+
 class CredentialCache:
-    """Bounded, thread-safe LRU of vended credentials, reused while enough of their life remains."""
+    """Bounded, thread-safe LRU of vended credentials per identity and scope, with one STS call per key in flight.
+
+    An entry serves any request it can honestly satisfy: a request needing ``need_seconds`` of life is served by
+    a session with at least that much left, whatever duration the session was first asked for, and the caller is
+    told the session's real expiration."""
 
     def __init__(self, max_entries: int = CACHE_MAX_ENTRIES) -> None:
         self.max_entries = max_entries
         self._entries: OrderedDict[Hashable, AssumedRole] = OrderedDict()
+        self._flights: dict[Hashable, _Flight] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, min_remaining_seconds: int, now: datetime | None = None) -> AssumedRole | None:
-        if min_remaining_seconds <= 0:
-            return None
+    def get(self, key: Hashable, need_seconds: float, now: datetime | None = None) -> AssumedRole | None:
         now = now or datetime.now(timezone.utc)
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            expiration = entry.credentials.expiration
-            if expiration is None or (expiration - now).total_seconds() < min_remaining_seconds:
-                del self._entries[key]
-                return None
-            self._entries.move_to_end(key)
-            return entry
+            return self._usable(key, need_seconds, now)
 
-    def put(self, key: Hashable, entry: AssumedRole) -> None:
+    def _usable(self, key: Hashable, need_seconds: float, now: datetime) -> AssumedRole | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        remaining = _remaining(entry, now)
+        if remaining < need_seconds:
+            if remaining <= 0:
+                del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: Hashable, entry: AssumedRole, now: datetime | None = None) -> None:
+        """Keep ``entry`` unless the cached session for ``key`` outlives it (it would serve more requests)."""
+        now = now or datetime.now(timezone.utc)
         with self._lock:
-            self._entries[key] = entry
+            current = self._entries.get(key)
+            if current is None or _remaining(current, now) <= _remaining(entry, now):
+                self._entries[key] = entry
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
+
+    def get_or_fetch(self, key: Hashable, need_seconds: float,
+                     fetch: Callable[[], AssumedRole]) -> tuple[AssumedRole, bool]:
+        """The cached session for ``key`` if it has ``need_seconds`` left, else ``fetch()`` once for all
+        concurrent callers of the key; returns (session, served_without_an_sts_call_of_our_own)."""
+        while True:
+            with self._lock:
+                entry = self._usable(key, need_seconds, datetime.now(timezone.utc))
+                if entry is not None:
+                    return entry, True
+                flight = self._flights.get(key)
+                leader = flight is None
+                if flight is None:
+                    flight = self._flights[key] = _Flight()
+            if leader:
+                break
+            flight.done.wait()
+            if flight.error is not None:  # the call everyone waited for failed: so do they (no stampede)
+                raise flight.error
+            if flight.result is not None and _remaining(flight.result, datetime.now(timezone.utc)) >= need_seconds:
+                return flight.result, True
+            # it cannot serve this caller (asked for a longer life): try again, as the next leader if need be
+        try:
+            flight.result = fetch()
+            self.put(key, flight.result)
+            return flight.result, False
+        except BaseException as error:
+            flight.error = error
+            raise
+        finally:
+            with self._lock:
+                self._flights.pop(key, None)
+            flight.done.set()
 
     def clear(self) -> None:
         with self._lock:
@@ -249,15 +307,19 @@ vended_cache = CredentialCache()
 def assume_role_cached(settings: Settings, caller: Credentials, *, role_arn: str, session_name: str,
                        duration_seconds: int, policy: str | None,
                        cache_key: Hashable) -> tuple[AssumedRole, bool]:
-    """AssumeRole, or the cached answer for ``cache_key``; returns (result, came_from_cache)."""
-    key = (role_arn, session_name, duration_seconds, policy, cache_key)
-    cached = vended_cache.get(key, settings.sts.cache_min_remaining)
-    if cached is not None:
-        return cached, True
-    result = client_for(settings, caller).assume_role(role_arn, session_name, duration_seconds, policy)
-    if settings.sts.cache_min_remaining > 0:
-        vended_cache.put(key, result)
-    return result, False
+    """AssumeRole, or a cached session of the same identity and scope; returns (result, came_from_cache).
+
+    The duration is not part of the key: a session serves a request while it has at least
+    min(duration, STS_CACHE_SECONDS) left (so a 900 s request is served by a 3600 s session with 900 s left,
+    and a long request accepts what STS_CACHE_SECONDS accepts); the answer carries its real expiration.
+    STS_CACHE_SECONDS=0 turns caching off."""
+    threshold = settings.sts.cache_min_remaining
+    if threshold <= 0:
+        return client_for(settings, caller).assume_role(role_arn, session_name, duration_seconds, policy), False
+    key = (role_arn, session_name, policy, cache_key)
+    return vended_cache.get_or_fetch(
+        key, min(duration_seconds, threshold),
+        lambda: client_for(settings, caller).assume_role(role_arn, session_name, duration_seconds, policy))
 
 
 def reset() -> None:

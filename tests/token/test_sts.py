@@ -178,3 +178,144 @@ def test_html_5xx_from_a_load_balancer_is_retried(env, sts_mock):
     sts_mock.add(responses.POST, STS_URL, json=sts_success_body())
     response = _call()
     assert response["statusCode"] == 200 and len(sts_mock.calls) == 2
+
+
+# --- vended-credentials cache: single flight, honest reuse (issue 10) ------------------------------------------
+
+
+class _CountingSts:
+    """A fake StsClient: counts AssumeRole calls, each held until ``release`` is set."""
+
+    def __init__(self, lifetime: int = 3600, fail: bool = False) -> None:
+        import threading
+
+        self.calls = 0
+        self.lock = threading.Lock()
+        self.release = threading.Event()
+        self.lifetime = lifetime
+        self.fail = fail
+
+    def assume_role(self, role_arn, session_name, duration_seconds, policy=None):
+        from datetime import datetime, timedelta, timezone
+
+        from shared.errors import ServiceUnavailable
+        from shared.signing import Credentials
+
+        with self.lock:
+            self.calls += 1
+            number = self.calls
+        self.release.wait(10)
+        if self.fail:
+            raise ServiceUnavailable("the token service is busy; retry later")
+        expiration = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=self.lifetime)
+        return sts.AssumedRole(Credentials(f"STS.{number}", "s" * 20, "t" * 20, expiration), role_arn, str(number))
+
+
+def _settings(cache_seconds: str = "1800"):
+    from shared import config
+
+    return config.load("token", {"OSS_BUCKET": "bkt-test", "OSS_REGION": "cn-hangzhou", "AUTH_MODE": "none",
+                                 "AUTH_ANONYMOUS_SCOPE": "public/", "STS_ROLE_ARN": "acs:ram::1:role/r",
+                                 "STS_CACHE_SECONDS": cache_seconds})
+
+
+def _concurrently(count: int, call):
+    import threading
+
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = call()
+        except Exception as error:  # collected, judged by the test
+            results[index] = error
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads, results
+
+
+def _assume(settings, scope: str = "users/alice/", duration: int = 3600):
+    from shared.signing import Credentials
+
+    return sts.assume_role_cached(settings, Credentials("LTAIcaller", "caller-secret-0123456789"),
+                                  role_arn="acs:ram::1:role/r", session_name="alice", duration_seconds=duration,
+                                  policy=f"policy for {scope}", cache_key=(scope,))
+
+
+def test_simultaneous_misses_for_one_identity_and_scope_make_one_sts_call(monkeypatch):
+    import time
+
+    fake = _CountingSts()
+    monkeypatch.setattr(sts, "client_for", lambda settings, caller: fake)
+    settings = _settings()
+    threads, results = _concurrently(32, lambda: _assume(settings))
+    time.sleep(0.2)  # every thread has missed and is waiting on the one call in flight
+    fake.release.set()
+    for thread in threads:
+        thread.join(10)
+    assert fake.calls == 1
+    assert {result[0].credentials.access_key_id for result in results} == {"STS.1"}
+    assert sorted(result[1] for result in results) == [False] + [True] * 31  # one caller made the call
+
+
+def test_each_scope_has_its_own_flight_and_session(monkeypatch):
+    import threading
+    import time
+
+    fake = _CountingSts()
+    monkeypatch.setattr(sts, "client_for", lambda settings, caller: fake)
+    settings = _settings()
+    results: list = []
+    threads = [threading.Thread(target=lambda s=scope: results.append(_assume(settings, s)))
+               for scope in ("users/alice/", "users/alice/a/", "users/bob/") for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)  # three calls in flight at once, one per scope; the other twelve callers wait
+    assert fake.calls == 3
+    fake.release.set()
+    for thread in threads:
+        thread.join(10)
+    assert fake.calls == 3 and len(results) == 15
+    assert len({result[0].credentials.access_key_id for result in results}) == 3
+
+
+def test_a_failed_call_fails_its_waiters_without_a_stampede(monkeypatch):
+    import time
+
+    from shared.errors import ServiceUnavailable
+
+    fake = _CountingSts(fail=True)
+    monkeypatch.setattr(sts, "client_for", lambda settings, caller: fake)
+    threads, results = _concurrently(16, lambda: _assume(_settings()))
+    time.sleep(0.2)
+    fake.release.set()
+    for thread in threads:
+        thread.join(10)
+    assert fake.calls == 1 and all(isinstance(result, ServiceUnavailable) for result in results)
+    fake.fail = False
+    assert _assume(_settings())[1] is False and fake.calls == 2  # the next request tries again
+
+
+def test_a_cached_session_serves_any_request_it_can_honestly_satisfy(monkeypatch):
+    fake = _CountingSts(lifetime=1000)
+    fake.release.set()
+    monkeypatch.setattr(sts, "client_for", lambda settings, caller: fake)
+    settings = _settings("1800")
+    first, cached = _assume(settings, duration=3600)  # STS gave 1000 s (say, the role's maximum)
+    assert cached is False
+    short, cached = _assume(settings, duration=900)  # 1000 s left >= 900: served, with its real expiration
+    assert cached is True and short.credentials.expiration == first.credentials.expiration
+    _, cached = _assume(settings, duration=3600)  # 1000 s left < min(3600, 1800): a new session
+    assert cached is False and fake.calls == 2
+
+
+def test_cache_off_means_every_request_calls_sts(monkeypatch):
+    fake = _CountingSts()
+    fake.release.set()
+    monkeypatch.setattr(sts, "client_for", lambda settings, caller: fake)
+    settings = _settings("0")
+    assert [_assume(settings)[1] for _ in range(3)] == [False] * 3 and fake.calls == 3

@@ -147,8 +147,10 @@ def test_cache_spares_sts(env, sts_ok):
     assert first == second and len(sts_ok.calls) == 1
     _api(body={"prefix": "other"})
     _api(body={"actions": ["read"]})
-    _api(body={"duration": 900})
-    assert len(sts_ok.calls) == 4, "scope, actions and duration are part of the cache key"
+    assert len(sts_ok.calls) == 3, "scope and actions are part of the cache key"
+    shorter = body_of(_api(body={"duration": 900}))
+    assert len(sts_ok.calls) == 3, "a session with enough life left serves a shorter request"
+    assert shorter["Expiration"] == first["Expiration"] == "2099-01-01T00:00:00Z"  # its real expiration
 
 
 def test_cache_disabled(env, sts_ok):
@@ -164,6 +166,8 @@ def test_cache_not_used_when_too_little_life_remains(env, sts_mock):
     _api()
     _api()
     assert len(sts_mock.calls) == 2  # 1000 s left < STS_CACHE_SECONDS (1800)
+    served = _api(body={"duration": 900})  # but 1000 s left honestly serves a 900 s request
+    assert len(sts_mock.calls) == 2 and body_of(served)["Expiration"] == soon
 
 
 def test_cache_is_per_identity(env, sts_ok):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import gzip
 import hashlib
 import logging
 import re
@@ -22,12 +23,22 @@ from urllib.parse import quote, unquote
 from local import iam
 from local.oss import cors, crc64, listing, postobject, process, rules, xmlutil
 from local.oss.auth import ANONYMOUS, OSS2_SUBRESOURCES, IncomingRequest, Principal, Verifier
-from local.oss.errors import OssError, access_denied, invalid_argument
+from local.oss.errors import EC_ANONYMOUS_DENIED, EC_POLICY_DENIED, OssError, access_denied, invalid_argument
 from local.oss.events import EventDispatcher, ObjectEvent
 from local.oss.storage import ObjectRecord, Storage, UploadRecord, WrittenBlob
 from local.oss.xmlutil import child_text, element, http_date, iso8601, parse_xml
 
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+# Stored as buckets.public_read. public-read-write is stored and reported, but anonymous writes stay
+# refused (stricter than OSS; docs/EMULATOR_DIFFERENCES.md).
+BUCKET_ACLS = {"private": 0, "public-read": 1, "public-read-write": 2}
+# Accept-Encoding: gzip compresses these types from 1 KB up, and the answer then has no ETag,
+# Content-Length or Accept-Ranges (https://www.alibabacloud.com/help/faq-detail/39645.html).
+GZIP_TYPES = frozenset({"text/cache-manifest", "text/xml", "text/css", "text/html", "text/plain",
+                        "application/javascript", "application/x-javascript", "application/rss+xml",
+                        "application/json", "text/json"})
+GZIP_MIN_SIZE = 1024
+GZIP_MAX_SIZE = 64 * 1024 * 1024  # compressed in memory; larger objects are served as stored
 POLICY_DENIED = "Access denied by authorizer's policy."
 XML = {"Content-Type": "application/xml"}
 READ_LOG_SIZE = 10000
@@ -138,6 +149,7 @@ class Reply:
     body: bytes = b""
     file: tuple[BinaryIO, int, int] | None = None  # open blob, offset, length: streamed by the server
     rate_limit: int | None = None  # bytes per second for the streamed body (x-oss-traffic-limit)
+    chunked: bool = False  # no Content-Length: the body goes out with Transfer-Encoding: chunked
 
 
 @dataclass
@@ -199,7 +211,8 @@ class OssApi:
             public = bucket is not None and bucket.get("public_read")
             if public and action in ("oss:GetObject", "oss:ListObjects") and call.method in ("GET", "HEAD"):
                 return
-            raise access_denied("You have no right to access this object because of bucket acl.")
+            raise access_denied("You have no right to access this object because of bucket acl.",
+                                ec=EC_ANONYMOUS_DENIED)
         session = principal.session
         assert session is not None
         context: dict[str, str] = {
@@ -211,7 +224,7 @@ class OssApi:
         if extra_context:
             context.update(extra_context)
         if not iam.is_allowed(session.role_policies, session.session_policy, action, resource, context):
-            raise access_denied(POLICY_DENIED)
+            raise access_denied(POLICY_DENIED, ec=EC_POLICY_DENIED)
 
     # -- service and buckets -----------------------------------------------------------------
     def _list_buckets(self, call: Call, principal: Principal) -> Reply:
@@ -249,7 +262,7 @@ class OssApi:
         acl = call.header("x-oss-acl") or "private"
         if acl not in ("private", "public-read", "public-read-write"):
             raise invalid_argument("no such bucket access control exists", ArgumentName="x-oss-acl")
-        self.storage.create_bucket(call.bucket, public_read=acl != "private")
+        self.storage.create_bucket(call.bucket, public_read=BUCKET_ACLS[acl])
         return Reply(200, {"Location": f"/{call.bucket}"})
 
     def _bucket_op(self, call: Call, principal: Principal, bucket: Mapping[str, Any]) -> Reply:
@@ -278,9 +291,18 @@ class OssApi:
             self._authorize(call, principal, bucket, "oss:GetBucketLocation", self._resource(name))
             body = f'<?xml version="1.0" encoding="UTF-8"?>\n{element("LocationConstraint", "oss-" + self.region)}'
             return Reply(200, dict(XML), body.encode())
+        if method == "PUT" and "acl" in names:
+            self._authorize(call, principal, bucket, "oss:PutBucketAcl", self._resource(name))
+            call.body.read_all(64 * 1024)
+            acl = call.header("x-oss-acl") or ""
+            if acl not in BUCKET_ACLS:
+                raise invalid_argument("no such bucket access control exists", ArgumentName="x-oss-acl",
+                                       ArgumentValue=acl)
+            self.storage.set_public_read(name, BUCKET_ACLS[acl])
+            return Reply(200)
         if method == "GET" and "acl" in names:
             self._authorize(call, principal, bucket, "oss:GetBucketAcl", self._resource(name))
-            grant = "public-read" if bucket["public_read"] else "private"
+            grant = _grant(bucket)
             body = ('<?xml version="1.0" encoding="UTF-8"?>\n<AccessControlPolicy>'
                     f"<Owner>{element('ID', self.account_id)}{element('DisplayName', self.account_id)}</Owner>"
                     f"<AccessControlList>{element('Grant', grant)}</AccessControlList></AccessControlPolicy>")
@@ -310,7 +332,7 @@ class OssApi:
         raise OssError(405, "MethodNotAllowed", Method=method, ResourceType="Bucket")
 
     def _bucket_info(self, call: Call, bucket: Mapping[str, Any]) -> bytes:
-        grant = "public-read" if bucket["public_read"] else "private"
+        grant = _grant(bucket)
         inner = "".join([
             element("AccessMonitor", "Disabled"), element("Comment", ""),
             element("CreationDate", iso8601(bucket["created"])),
@@ -422,6 +444,9 @@ class OssApi:
         method = call.method
         resource = self._resource(bucket["name"], key)
         rules.validate_key(key)
+        if method == "POST" and "append" in names:
+            self._authorize(call, principal, bucket, "oss:PutObject", resource)
+            return self._append_object(call, principal, bucket["name"], key)
         if method == "POST" and "uploads" in names:
             self._authorize(call, principal, bucket, "oss:PutObject", resource)
             return self._initiate_upload(call, bucket["name"], key)
@@ -476,15 +501,21 @@ class OssApi:
             raise OssError(404, "NoSuchKey", Key=key)
         return record
 
-    def _receive(self, call: Call, limit: int) -> WrittenBlob:
-        """Stream the body into a blob, checking size, traffic limit and Content-MD5."""
+    def _receive(self, call: Call, limit: int, *, append_to: str | None = None) -> WrittenBlob:
+        """Stream the body into a blob (or a copy of ``append_to`` followed by the body), checking size,
+        Content-MD5, and reading no faster than x-oss-traffic-limit (header, or query in a presigned URL)."""
         if call.body.length is None and not call.body.chunked:
             raise OssError(411, "MissingContentLength")
         if call.body.length is not None and call.body.length > limit:
             raise OssError(400, "EntityTooLarge")
-        rules.check_traffic_limit(call.header("x-oss-traffic-limit"))
+        bits_per_second = rules.check_traffic_limit(
+            call.params.get("x-oss-traffic-limit") or call.header("x-oss-traffic-limit"))
         expected_md5 = rules.decode_content_md5(call.header("content-md5"))
-        blob = self.storage.write_blob(rules.capped(call.body.chunks(), limit))
+        chunks = rules.capped(call.body.chunks(), limit)
+        if bits_per_second:
+            chunks = rules.throttled(chunks, bits_per_second // 8)
+        blob = (self.storage.write_blob(chunks) if append_to is None
+                else self.storage.append_blob(append_to, chunks))
         if expected_md5 is not None and blob.md5 != expected_md5:
             self.storage.discard_blob(blob.path)
             raise rules.digest_mismatch(call.header("content-md5") or "", blob.md5)
@@ -604,6 +635,51 @@ class OssApi:
                 raise OssError(404, "NoSuchKey", "The object named by x-oss-process does not exist.", Key=other)
             self.reads.add(ObjectRead(call.request_id, _who(principal), name, key, other, "x-oss-process"))
 
+    # -- AppendObject ------------------------------------------------------------------------
+    def _append_object(self, call: Call, principal: Principal, bucket: str, key: str) -> Reply:
+        """AppendObject (POST ?append&position=N): position 0 creates an Appendable object; later appends
+        must name its current length (409 PositionNotEqualToLength, with x-oss-next-append-position), and
+        a Normal/Multipart/Symlink object is 409 ObjectNotAppendable (AppendObject API reference)."""
+        position_text = call.params.get("position", "")
+        if not (position_text.isascii() and position_text.isdigit()):
+            raise invalid_argument("position must be a non-negative integer.", ArgumentName="position",
+                                   ArgumentValue=position_text)
+        position = int(position_text)
+        current = self.storage.get_object(bucket, key)
+        if current is not None and current.object_type != "Appendable":
+            raise OssError(409, "ObjectNotAppendable", "The object is not appendable")
+        length = current.size if current is not None else 0
+        if position != length:
+            error = OssError(409, "PositionNotEqualToLength", "Position is not equal to file length")
+            error.headers["x-oss-next-append-position"] = str(length)
+            raise error
+        blob = self._receive(call, rules.MAX_OBJECT_SIZE - length,
+                             append_to=current.path if current is not None else None)
+        added = blob.size - length
+        if current is None:
+            crc = blob.crc64
+            content_type = call.header("content-type") or "application/octet-stream"
+            metadata = rules.metadata_from(call.headers)
+        else:
+            crc = crc64.combine(current.crc64 or 0, blob.crc64, added) if current.crc64 is not None else None
+            content_type, metadata = current.content_type, current.metadata
+        # OSS's ETag for appendable objects is not the content MD5; here: MD5 over the previous ETag and
+        # the appended bytes' MD5, so every append changes it.
+        previous = current.etag if current is not None else ""
+        etag = hashlib.md5(previous.encode() + blob.md5).hexdigest().upper()  # noqa: S324 - an ETag
+        record = ObjectRecord(bucket, key, blob.size, etag, self.clock(), content_type, metadata, blob.path,
+                              "Appendable", crc)
+        delta = self.storage.put_object_if(record, expected_path=current.path if current is not None else None)
+        if delta is None:  # another append won the race: this one's position is now stale
+            self.storage.discard_blob(blob.path)
+            latest = self.storage.get_object(bucket, key)
+            error = OssError(409, "PositionNotEqualToLength", "Position is not equal to file length")
+            error.headers["x-oss-next-append-position"] = str(latest.size if latest is not None else 0)
+            raise error
+        self._publish("ObjectCreated:AppendObject", call, principal, record, delta)
+        return Reply(200, {"ETag": f'"{etag}"', "x-oss-next-append-position": str(blob.size),
+                           **_crc_header(crc)})
+
     # -- symlinks ----------------------------------------------------------------------------
     def _put_symlink(self, call: Call, principal: Principal, bucket: str, key: str) -> Reply:
         """PutSymlink: the target is not checked (it need not exist); metadata headers go on the link."""
@@ -666,6 +742,17 @@ class OssApi:
         for param, header in rules.RESPONSE_OVERRIDES.items():
             if param in call.params:
                 headers[header] = call.params[param]
+        if _wants_gzip(call, record):
+            for name in ("ETag", "Accept-Ranges"):
+                headers.pop(name)
+            headers.update({"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+            body = b""
+            if call.method == "GET":
+                with blob:
+                    body = gzip.compress(blob.read(record.size), compresslevel=6)
+            else:
+                blob.close()
+            return Reply(200, headers, body, chunked=True)
         byte_range = rules.parse_range(call.header("range"), record.size)
         if byte_range is None:
             return Reply(200, headers, file=(blob, 0, record.size), rate_limit=rate_limit)
@@ -875,6 +962,19 @@ class OssApi:
 
 # -- helpers -----------------------------------------------------------------------------------
 _HEADER_SAFE = "/ !\"#$&'()*+,-.:;<=>?@[]^_`{|}~"
+
+
+def _grant(bucket: Mapping[str, Any]) -> str:
+    level = int(bucket["public_read"])
+    return next((name for name, value in BUCKET_ACLS.items() if value == level), "private")
+
+
+def _wants_gzip(call: Call, record: ObjectRecord) -> bool:
+    accepted = {token.split(";", 1)[0].strip().lower() for token in (call.header("accept-encoding") or "").split(",")}
+    return ("gzip" in accepted and call.header("range") is None
+            and record.content_type.split(";", 1)[0].strip().lower() in GZIP_TYPES
+            and GZIP_MIN_SIZE <= record.size <= GZIP_MAX_SIZE
+            and "content-encoding" not in record.metadata)
 
 
 def _crc_header(crc: int | None) -> dict[str, str]:

@@ -26,7 +26,17 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from local.oss.errors import OssError, access_denied, invalid_argument
+from local.oss.errors import (
+    EC_V1_SIGNATURE,
+    EC_V1_URL_EXPIRED,
+    EC_V4_CONTENT_SHA256,
+    EC_V4_DATE_FORMAT,
+    EC_V4_EXPIRES_RANGE,
+    EC_V4_URL_EXPIRED,
+    OssError,
+    access_denied,
+    invalid_argument,
+)
 
 MAX_SKEW_SECONDS = 15 * 60
 MAX_V4_EXPIRES = 604800
@@ -210,7 +220,8 @@ class Verifier:
             raise access_denied("Invalid Expires in the request.") from None
         now = self.clock()
         if now > expires_at:
-            raise access_denied("Request has expired.", Expires=_iso(expires_at), ServerTime=_iso(now))
+            raise access_denied("Request has expired.", ec=EC_V1_URL_EXPIRED, Expires=_iso(expires_at),
+                                ServerTime=_iso(now))
         self._compare_v1(request, secret, expires, provided, access_key_id, token, skip=V1_URL_AUTH_PARAMS)
         return principal
 
@@ -235,7 +246,7 @@ class Verifier:
             ).decode()
             if hmac.compare_digest(expected.encode(), _bytes(provided)):
                 return
-        raise _signature_mismatch(candidates[0], token, access_key_id)
+        raise _signature_mismatch(candidates[0], token, access_key_id, ec=EC_V1_SIGNATURE)
 
     # -- V4 ----------------------------------------------------------------------------------
     def _v4_header(self, request: IncomingRequest, authorization: str) -> Principal:
@@ -257,12 +268,13 @@ class Verifier:
             raise access_denied("Missing x-oss-date header.")
         request_time = _parse_iso_basic(date_value)
         if request_time is None:
-            raise invalid_argument("Invalid x-oss-date, it must be in ISO 8601 basic format (YYYYMMDDTHHMMSSZ).")
+            raise invalid_argument("Invalid x-oss-date, it must be in ISO 8601 basic format (YYYYMMDDTHHMMSSZ).",
+                                   ec=EC_V4_DATE_FORMAT)
         self.check_scope(scope_date, region, product, date_value)
         self._check_skew(request_time)
         content_sha256 = request.header("x-oss-content-sha256")
         if content_sha256 is None:
-            raise invalid_argument("Missing required header x-oss-content-sha256.")
+            raise invalid_argument("Missing required header x-oss-content-sha256.", ec=EC_V4_CONTENT_SHA256)
         additional = _additional_headers(fields.get("AdditionalHeaders"))
         self._compare_v4(request, secret, date_value, scope_date, region, product, additional,
                          content_sha256, provided, access_key_id, token, url_form=False)
@@ -289,19 +301,21 @@ class Verifier:
         secret, principal = self.credentials(access_key_id, token)
         request_time = _parse_iso_basic(date_value)
         if request_time is None:
-            raise invalid_argument("Invalid x-oss-date, it must be in ISO 8601 basic format (YYYYMMDDTHHMMSSZ).")
+            raise invalid_argument("Invalid x-oss-date, it must be in ISO 8601 basic format (YYYYMMDDTHHMMSSZ).",
+                                   ec=EC_V4_DATE_FORMAT)
         try:
             lifetime = int(expires)
         except ValueError:
             raise invalid_argument("x-oss-expires must be an integer number of seconds.") from None
         if not 1 <= lifetime <= MAX_V4_EXPIRES:
-            raise invalid_argument(f"x-oss-expires must be between 1 and {MAX_V4_EXPIRES} seconds.")
+            raise invalid_argument(f"x-oss-expires must be between 1 and {MAX_V4_EXPIRES} seconds.",
+                                   ec=EC_V4_EXPIRES_RANGE)
         self.check_scope(scope_date, region, product, date_value)
         now = self.clock()
         if now < request_time - MAX_SKEW_SECONDS:
             raise OssError(403, "RequestTimeTooSkewed", RequestTime=_iso(request_time), ServerTime=_iso(now))
         if now > request_time + lifetime:
-            raise access_denied("Request has expired.", Expires=_iso(request_time + lifetime),
+            raise access_denied("Request has expired.", ec=EC_V4_URL_EXPIRED, Expires=_iso(request_time + lifetime),
                                 ServerTime=_iso(now))
         additional = _additional_headers(request.query_value("x-oss-additional-headers"))
         self._compare_v4(request, secret, date_value, scope_date, region, product, additional,
@@ -459,7 +473,7 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def _signature_mismatch(string_to_sign: str, token: str | None, access_key_id: str,
+def _signature_mismatch(string_to_sign: str, token: str | None, access_key_id: str, *, ec: str | None = None,
                         **extra: str) -> OssError:
     # OSS echoes StringToSign so clients can debug; the security token inside it is masked and the
     # provided signature is not echoed (no secrets in error bodies).
@@ -470,7 +484,7 @@ def _signature_mismatch(string_to_sign: str, token: str | None, access_key_id: s
 
     visible = redact(string_to_sign)
     return OssError(
-        403, "SignatureDoesNotMatch",
+        403, "SignatureDoesNotMatch", ec=ec,
         OSSAccessKeyId=access_key_id,
         StringToSign=visible,
         StringToSignBytes=" ".join(f"{b:02X}" for b in _bytes(visible)),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import BinaryIO
@@ -51,6 +52,18 @@ def capped(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
         if total > limit:
             raise OssError(400, "EntityTooLarge")
         yield chunk
+
+
+def throttled(chunks: Iterator[bytes], bytes_per_second: int) -> Iterator[bytes]:
+    """Pass chunks through no faster than ``bytes_per_second`` on average (x-oss-traffic-limit on uploads)."""
+    started = time.monotonic()
+    total = 0
+    for chunk in chunks:
+        yield chunk
+        total += len(chunk)
+        ahead = total / bytes_per_second - (time.monotonic() - started)
+        if ahead > 0:
+            time.sleep(ahead)
 
 
 def read_span(source: BinaryIO, count: int, chunk: int = 1024 * 1024) -> Iterator[bytes]:

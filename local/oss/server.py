@@ -269,7 +269,10 @@ class OssRequestHandler(BaseHTTPRequestHandler):
         headers = dict(reply.headers)
         headers["x-oss-request-id"] = request_id
         headers["x-oss-server-time"] = "0"
-        if reply.status != 304 and not (self.command == "HEAD" and "Content-Length" in headers):
+        if reply.chunked:
+            if self.command != "HEAD":
+                headers["Transfer-Encoding"] = "chunked"
+        elif reply.status != 304 and not (self.command == "HEAD" and "Content-Length" in headers):
             # A HEAD answer carries the object's length (HEAD ?objectMeta sets it without a body).
             headers["Content-Length"] = str(reply.file[2] if reply.file is not None else len(reply.body))
         if self.close_connection:
@@ -279,6 +282,11 @@ class OssRequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def _send_body(self, reply: Reply) -> None:
+        if reply.chunked:
+            if reply.body:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(reply.body), reply.body))
+            self.wfile.write(b"0\r\n\r\n")
+            return
         if reply.file is None:
             self.wfile.write(reply.body)
             return

@@ -223,6 +223,22 @@ class Storage:
                 size += len(chunk)
         return WrittenBlob(relative, size, digest.digest(), crc)
 
+    def append_blob(self, relative: str, chunks: Iterable[bytes]) -> WrittenBlob:
+        """A new blob holding the old one's bytes followed by ``chunks`` (the old one is left untouched, so
+        readers streaming it are unaffected). Size is the new total; MD5 and CRC-64 cover the appended part."""
+        digest = hashlib.md5()  # noqa: S324 - OSS ETag is MD5 by definition
+        crc = 0
+        with self._new_blob(buffering=0) as (out, new_relative):
+            with open(self.blob_root / relative, "rb") as src:
+                _copy_file(src, out)
+            size = out.tell()
+            for chunk in chunks:
+                digest.update(chunk)
+                crc = crc64.update(chunk, crc)
+                out.write(chunk)
+                size += len(chunk)
+        return WrittenBlob(new_relative, size, digest.digest(), crc)
+
     def copy_blob(self, relative: str) -> str:
         """A new blob with the same content: a hard link (blobs are immutable), else a copy."""
         blob_id = uuid.uuid4().hex
@@ -244,7 +260,7 @@ class Storage:
             (self.blob_root / relative).unlink()
 
     # -- buckets -----------------------------------------------------------------------------
-    def create_bucket(self, name: str, *, public_read: bool = False) -> bool:
+    def create_bucket(self, name: str, *, public_read: int = 0) -> bool:
         """Create the bucket; False if it already existed."""
         with self._transaction() as conn:
             cursor = conn.execute(
@@ -253,7 +269,7 @@ class Storage:
             )
             return cursor.rowcount == 1
 
-    def set_public_read(self, name: str, public_read: bool) -> None:
+    def set_public_read(self, name: str, public_read: int) -> None:
         with self._transaction() as conn:
             conn.execute("UPDATE buckets SET public_read = ? WHERE name = ?", (int(public_read), name))
 
@@ -263,7 +279,7 @@ class Storage:
         ).fetchone()
         if row is None:
             return None
-        return {"name": row[0], "created": row[1], "cors": json.loads(row[2]), "public_read": bool(row[3]),
+        return {"name": row[0], "created": row[1], "cors": json.loads(row[2]), "public_read": int(row[3]),
                 "cors_vary": bool(row[4])}
 
     def buckets(self, *, prefix: str = "", after: str = "", limit: int = 1000) -> list[dict[str, Any]]:
@@ -303,6 +319,19 @@ class Storage:
                 "SELECT path, size FROM objects WHERE bucket = ? AND key = ?", (record.bucket, record.key)
             ).fetchone()
             if old and forbid_overwrite:
+                return None
+            conn.execute(_UPSERT_OBJECT, _object_row(record))
+        if old and old[0] != record.path:
+            self.discard_blob(old[0])
+        return record.size - (old[1] if old else 0)
+
+    def put_object_if(self, record: ObjectRecord, *, expected_path: str | None) -> int | None:
+        """Index ``record`` only if the key still points to ``expected_path`` (None: absent); else None."""
+        with self._transaction() as conn:
+            old = conn.execute(
+                "SELECT path, size FROM objects WHERE bucket = ? AND key = ?", (record.bucket, record.key)
+            ).fetchone()
+            if (old[0] if old else None) != expected_path:
                 return None
             conn.execute(_UPSERT_OBJECT, _object_row(record))
         if old and old[0] != record.path:

@@ -155,6 +155,56 @@ async function main() {
   const postedBack = await oss.get(`${prefix}form/pic.png`);
   assert.ok(Buffer.compare(postedBack.content, upload) === 0, 'posted body');
 
+  // symlinks (PutSymlink / GetSymlink; GET and HEAD follow the link; HeadObject reference)
+  const target = `${prefix}sym/目标 target.txt`;
+  const link = `${prefix}sym/link.txt`;
+  await oss.put(target, Buffer.from('through the link'), { mime: 'text/x-target' });
+  await oss.putSymlink(link, target, { meta: { who: 'link' } });
+  assert.strictEqual((await oss.getSymlink(link)).targetName, target);
+  const linkHead = await oss.head(link);
+  assert.strictEqual(linkHead.res.headers['x-oss-object-type'], 'Symlink');
+  assert.strictEqual(linkHead.res.headers['content-length'], String('through the link'.length));
+  assert.strictEqual(linkHead.meta.who, 'link');
+  assert.strictEqual((await oss.get(link)).content.toString(), 'through the link');
+  await oss.putSymlink(`${prefix}sym/dangling`, `${prefix}sym/none`);
+  await assert.rejects(oss.get(`${prefix}sym/dangling`),
+    (err) => err.status === 404 && err.code === 'SymlinkTargetNotExist');
+  await assert.rejects(oss.getSymlink(target), (err) => err.status === 400 && err.code === 'NotSymlink');
+
+  // AppendObject with CRC-64 (x-oss-hash-crc64ecma of the whole object after each append)
+  const appendKey = `${prefix}append.log`;
+  const a1 = await oss.append(appendKey, Buffer.from('hello '));
+  assert.strictEqual(a1.nextAppendPosition, '6');
+  const a2 = await oss.append(appendKey, Buffer.from('world'), { position: a1.nextAppendPosition });
+  assert.strictEqual(a2.nextAppendPosition, '11');
+  assert.strictEqual(a2.res.headers['x-oss-hash-crc64ecma'], process.env.CRC_HELLO_WORLD);
+  await assert.rejects(oss.append(appendKey, Buffer.from('x'), { position: '6' }),
+    (err) => err.status === 409 && err.code === 'PositionNotEqualToLength');
+  assert.strictEqual((await oss.get(appendKey)).content.toString(), 'hello world');
+  assert.strictEqual((await oss.head(appendKey)).res.headers['x-oss-object-type'], 'Appendable');
+
+  // error precedence and EC: a missing object is NoSuchKey with its documented EC
+  await assert.rejects(oss.get(`${prefix}missing`),
+    (err) => err.status === 404 && err.code === 'NoSuchKey' && err.ecCode === '0026-00000001');
+
+  // ListMultipartUploads pages with max-uploads and the markers it answers
+  const ids = [];
+  for (const name of ['u/a', 'u/b', 'u/c']) {
+    ids.push((await oss.initMultipartUpload(`${prefix}${name}`)).uploadId);
+  }
+  const seen = [];
+  let query = { prefix: `${prefix}u/`, 'max-uploads': 2 };
+  for (;;) {
+    const page = await oss.listUploads(query);
+    seen.push(...page.uploads.map((u) => u.name));
+    if (!page.isTruncated) break;
+    query = { ...query, 'key-marker': page.nextKeyMarker, 'upload-id-marker': page.nextUploadIdMarker };
+  }
+  assert.deepStrictEqual(seen, ['u/a', 'u/b', 'u/c'].map((n) => `${prefix}${n}`));
+  for (const [i, name] of ['u/a', 'u/b', 'u/c'].entries()) {
+    await oss.abortMultipartUpload(`${prefix}${name}`, ids[i]);
+  }
+
   console.log(JSON.stringify({ ok: true, v4, sts: Boolean(process.env.OSS_TOKEN) }));
 }
 

@@ -98,7 +98,9 @@ def start_cloud(data_dir: Path) -> Any:
     from local.sts import Role
 
     read_all = {"Version": "1", "Statement": [{"Effect": "Allow", "Action": ["oss:GetObject", "sts:AssumeRole"],
-                                               "Resource": [f"acs:oss:*:*:{BUCKET}/*", SIGNER_ARN]}]}
+                                               "Resource": [f"acs:oss:*:*:{BUCKET}/*", SIGNER_ARN]},
+                                              {"Effect": "Allow", "Action": ["oss:ListObjects"],  # the listing
+                                               "Resource": [f"acs:oss:*:*:{BUCKET}"]}]}
     roles = [Role(arn=SIGNER_ARN, policies=[read_all], trust=[f"acs:ram::{ACCOUNT}:root"], max_session_duration=43200),
              Role(arn=FUNCTION_ARN, policies=[read_all], trust=[f"acs:ram::{ACCOUNT}:root"])]
     config = CloudConfig(data_dir=data_dir, root_keys={ROOT_AK: ROOT_SECRET}, buckets=[BUCKET], region=REGION,

@@ -3,9 +3,9 @@
 A URL is only as narrow as the credentials that sign it. Signed with the signer role's own session, a URL
 for any key of the bucket would work, and the caller's scope would rest on one check in our code. Here the
 signer role is assumed with a session policy (built by shared/policy.py) that allows ``oss:GetObject`` on
-``bucket/<scope>*`` only, plus the write actions when the URL is a PUT: the effective permission of a
-session is the intersection of the role's policy and the session policy (sts-and-policy.md), so the
-emulator, like OSS, answers 403 AccessDenied to anything else signed with it.
+``bucket/<scope>*`` only (and listing under the scope), plus the write actions when the URL is a PUT: the
+effective permission of a session is the intersection of the role's policy and the session policy
+(sts-and-policy.md), so the emulator, like OSS, answers 403 AccessDenied to anything else signed with it.
 
 ``ScopedSessions`` keeps one session per scope: an LRU bounded by SIGNER_SCOPE_CACHE_SIZE, refreshed when
 less than SIGNER_REFRESH_SECONDS remain (at most half the session, so a short session is not refreshed on
@@ -48,8 +48,11 @@ class SigningScope:
 
 
 def session_policy(bucket: str, scope: SigningScope) -> str:
-    """The session policy text: shared/policy.py's statement for each prefix, in one document."""
-    actions = ("read", "write") if scope.write else ("read",)
+    """The session policy text: shared/policy.py's statements for each prefix, in one document.
+
+    Listing inside the scope (an ``oss:Prefix`` condition) lets shared/symlinks.py settle a batch's keys with
+    one request per directory; we never sign a listing URL, so callers cannot use it."""
+    actions = ("read", "list", "write") if scope.write else ("read", "list")
     statements: list[dict[str, Any]] = []
     for prefix in scope.prefixes:
         statements.extend(policy.build_policy(bucket, prefix, actions)["Statement"])

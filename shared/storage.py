@@ -73,6 +73,7 @@ class ObjectInfo:
     last_modified: datetime
     content_type: str | None = None
     headers: Mapping[str, str] = field(default_factory=lambda: _EMPTY, repr=False, compare=False)
+    object_type: str = ""  # Normal, Appendable, Multipart, Symlink (listings say; HEAD: x-oss-object-type)
 
 
 @dataclass(frozen=True)
@@ -466,6 +467,7 @@ def _parse_list_page(data: bytes) -> ListPage:
             size=int(_xml_text(item, "Size") or 0),
             etag=_xml_text(item, "ETag").strip('"'),
             last_modified=_parse_iso_date(_xml_text(item, "LastModified")),
+            object_type=_xml_text(item, "Type"),
         )
         for item in root.findall("Contents")
     ]

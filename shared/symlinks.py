@@ -5,7 +5,10 @@ PutSymlink needs only ``oss:PutObject`` on the link, and GetObject on a link ret
 so a caller allowed to write ``users/alice/ln`` could point it at ``users/bob/secret.txt``. Finding out
 costs one HEAD per key (``x-oss-object-type: Symlink`` tells a link), plus one GetSymlink only for links and
 for keys the HEAD did not find (a dangling link answers 404 to HEAD but still has a target). A chain of links
-is followed, every target checked, up to ``MAX_HOPS``.
+is followed, every target checked, up to ``MAX_HOPS``. For a batch, ``inspect_many`` first lists each
+directory holding at least ``LIST_THRESHOLD`` of the keys (ListObjectsV2 gives every object's ``Type``, up to
+1000 a page): one request settles them all, and only links and what the listing could not settle (listing
+refused, more than ``LIST_MAX_PAGES`` pages) are HEADed.
 
 Residual: the check holds when the URL is signed; a caller who can write can later replace a checked
 object by a link. Narrowed signing sessions (shared/scoped_signing.py) are the second line there.
@@ -13,16 +16,20 @@ object by a link. Narrowed signing sessions (shared/scoped_signing.py) are the s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from shared.errors import Forbidden
+from shared.errors import AppError, Forbidden
 
 if TYPE_CHECKING:
     from shared.storage import OssClient
 
 MAX_HOPS = 4
+LIST_THRESHOLD = 4  # keys of one directory from which one listing is cheaper than their HEADs
+LIST_MAX_PAGES = 2
 
 
 class SymlinkOutOfScope(Forbidden):
@@ -77,3 +84,71 @@ def inspect(client: OssClient, key: str, allows: Callable[[str], bool], *,
         targets.append(target)
         current, current_version = target, None
     raise SymlinkOutOfScope(f"the key is a chain of more than {MAX_HOPS} symlinks")
+
+
+def inspect_many(client: OssClient, keys: Sequence[str], allows: Callable[[str], bool], *,
+                 workers: int = 8) -> dict[str, Inspection | AppError]:
+    """``inspect`` for many keys: listings where they settle a directory's keys at once, HEADs for the rest."""
+    outcomes: dict[str, Inspection | AppError] = {}
+    remaining: list[str] = []
+    types = listed_types(client, keys)
+    for key in dict.fromkeys(keys):
+        kind = types.get(key, "?")
+        if kind is None:
+            outcomes[key] = Inspection(key, False)  # not in the listing: no object, so no link either
+        elif kind != "?" and kind.lower() != "symlink":
+            outcomes[key] = Inspection(key, True)
+        else:
+            remaining.append(key)
+
+    def one(key: str) -> tuple[str, Inspection | AppError]:
+        try:
+            return key, inspect(client, key, allows)
+        except AppError as error:
+            return key, error
+
+    if remaining:
+        with ThreadPoolExecutor(max_workers=min(workers, len(remaining))) as pool:
+            outcomes.update(pool.map(one, remaining))
+    return outcomes
+
+
+def listed_types(client: OssClient, keys: Sequence[str]) -> dict[str, str | None]:
+    """key -> its listed ``Type`` (None: not there) for the keys one listing per directory settles."""
+    from shared.storage import OssError
+
+    by_directory: dict[str, list[str]] = defaultdict(list)
+    for key in set(keys):
+        by_directory[key[:key.rfind("/") + 1]].append(key)
+    settled: dict[str, str | None] = {}
+    for directory, members in by_directory.items():
+        if len(members) < LIST_THRESHOLD:
+            continue
+        members.sort()
+        wanted, last = set(members), members[-1]
+        seen: dict[str, str] = {}
+        token: str | None = None
+        listed_to = ""
+        complete = False
+        try:
+            for _page in range(LIST_MAX_PAGES):
+                # start-after is exclusive: the first key's own prefix sorts just before it.
+                page = client.list_objects_v2(directory, continuation_token=token, delimiter="/",
+                                              start_after=None if token else members[0][:-1] or None)
+                for info in page.objects:
+                    if info.key in wanted:
+                        seen[info.key] = info.object_type or "Normal"
+                    listed_to = max(listed_to, info.key)
+                listed_to = max([listed_to, *page.common_prefixes])
+                if not page.is_truncated or not page.next_continuation_token or listed_to >= last:
+                    complete = not page.is_truncated or listed_to >= last
+                    break
+                token = page.next_continuation_token
+        except OssError:
+            continue  # e.g. listing not allowed to these credentials: HEAD them instead
+        for key in members:
+            if key in seen:
+                settled[key] = seen[key]
+            elif complete or key <= listed_to:
+                settled[key] = None
+    return settled

@@ -288,23 +288,39 @@ class _Job:
         checks = [(index, key, spec) for spec, indexes, keys in groups.values() if self._inspects(spec)
                   for index, key in zip(indexes, keys, strict=True)]
         client = self._client()
+        started = time.perf_counter()
+        settled: dict[str, symlinks.Inspection | AppError] = {}
+        if self.settings.urls.symlink_check:  # one listing per directory where it settles many keys at once
+            plain = [key for _index, key, spec in checks if not spec.options.version_id]
+            settled = symlinks.inspect_many(client, plain, self.identity.allows_key, workers=HEAD_WORKERS)
 
         def check(entry: tuple[int, str, UrlSpec]) -> tuple[int, str, AppError | None]:
             index, key, spec = entry
+            outcome = None if spec.options.version_id else settled.get(key)
             try:
-                self._inspect(key, spec, client)
+                if outcome is None:
+                    self._inspect(key, spec, client)
+                elif isinstance(outcome, AppError):
+                    raise outcome
+                elif not outcome.exists and self.settings.sign.check_exists:
+                    raise NotFound("the object does not exist")
             except AppError as error:
                 return index, key, error
             return index, key, None
 
-        from concurrent.futures import ThreadPoolExecutor
+        rest = [entry for entry in checks if entry[2].options.version_id or entry[1] not in settled]
+        done = [entry for entry in checks if not entry[2].options.version_id and entry[1] in settled]
+        for index, key, error in map(check, done):
+            if error is not None:
+                results[index] = _error_result(key, error)
+        if rest:
+            from concurrent.futures import ThreadPoolExecutor
 
-        started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=min(HEAD_WORKERS, len(checks))) as pool:
-            for index, key, error in pool.map(check, checks):
-                if error is not None:
-                    results[index] = _error_result(key, error)
-        log.get_logger().debug("keys inspected", count=len(checks),
+            with ThreadPoolExecutor(max_workers=min(HEAD_WORKERS, len(rest))) as pool:
+                for index, key, error in pool.map(check, rest):
+                    if error is not None:
+                        results[index] = _error_result(key, error)
+        log.get_logger().debug("keys inspected", count=len(checks), listed=len(settled),
                                duration_ms=round((time.perf_counter() - started) * 1000, 1))
 
 

@@ -84,8 +84,11 @@ def test_urls_are_signed_by_a_session_narrowed_to_the_callers_scope(make_stack):
     answer = _sign(stack, "key=exampledir/exampleobject.txt&expires=600")
     session = _session_of(stack, answer["url"])
     assert session.role_arn == stack.template.roles["SignerRole"].arn
-    resources = [r for statement in session.session_policy["Statement"] for r in statement["Resource"]]
-    assert resources == ["acs:oss:*:*:demo-bucket/exampledir/*"]
+    statements = session.session_policy["Statement"]
+    assert [s["Resource"] for s in statements if "oss:GetObject" in s["Action"]] == [
+        ["acs:oss:*:*:demo-bucket/exampledir/*"]]
+    assert all(s["Condition"] == {"StringLike": {"oss:Prefix": ["exampledir/*"]}}
+               for s in statements if "oss:ListObjects" in s["Action"])
     assert _fetch(answer["url"]) == (200, b"Hello from exampledir/exampleobject.txt.\n")
     for version in ("v4", "v1"):
         signer = _direct_signer(stack, session, version)

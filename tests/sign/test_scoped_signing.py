@@ -54,13 +54,15 @@ def sessions(sts: CountingSts, **options: float) -> ScopedSessions:
 
 def test_the_session_policy_allows_get_in_the_scope_only_and_put_only_when_asked() -> None:
     read = json.loads(session_policy("demo-bucket", SigningScope.of(["users/alice/"])))
-    assert read == {"Version": "1", "Statement": [{"Effect": "Allow", "Action": ["oss:GetObject"],
-                                                   "Resource": ["acs:oss:*:*:demo-bucket/users/alice/*"]}]}
+    assert read == {"Version": "1", "Statement": [
+        {"Effect": "Allow", "Action": ["oss:GetObject"], "Resource": ["acs:oss:*:*:demo-bucket/users/alice/*"]},
+        {"Effect": "Allow", "Action": ["oss:ListObjects"], "Resource": ["acs:oss:*:*:demo-bucket"],
+         "Condition": {"StringLike": {"oss:Prefix": ["users/alice/*"]}}}]}
     write = json.loads(session_policy("demo-bucket", SigningScope.of(["users/alice/"], write=True)))
     assert write["Statement"][0]["Action"][:2] == ["oss:GetObject", "oss:PutObject"]
     two = json.loads(session_policy("demo-bucket", SigningScope.of(["b/", "a/", "b/"])))
-    assert [s["Resource"] for s in two["Statement"]] == [["acs:oss:*:*:demo-bucket/a/*"],
-                                                          ["acs:oss:*:*:demo-bucket/b/*"]]
+    assert [s["Resource"] for s in two["Statement"] if s["Action"] == ["oss:GetObject"]] == [
+        ["acs:oss:*:*:demo-bucket/a/*"], ["acs:oss:*:*:demo-bucket/b/*"]]
     for bad in ("", "users/alice", "users/*/", "../", "a/../"):  # shared/policy.py refuses what could widen
         with pytest.raises(Forbidden):
             session_policy("demo-bucket", SigningScope.of([bad]))

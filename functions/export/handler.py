@@ -274,7 +274,10 @@ class ExportJob:
         )
 
     def _signer(self, options: ExportOptions) -> Signer:
-        creds = credentials.signing_credentials(self.context, self.settings, prefixes_scope(options.prefixes))
+        # The same session signs the rows and the link to the export file itself, so its scope covers both.
+        output_prefix = self.settings.export.output_prefix + options.output_prefix
+        scope = prefixes_scope([*options.prefixes, output_prefix]) if options.prefixes else None
+        creds = credentials.signing_credentials(self.context, self.settings, scope)
         return url_signer(self.settings, creds, domain=options.domain, scheme=options.scheme,
                           version=options.version)
 

@@ -15,11 +15,13 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigError
 from shared.numbers import parse_ascii_int
+from shared.validity import parse_utc
 
 FUNCTIONS = ("token", "sign", "download", "on_upload", "export")
 ALL = frozenset(FUNCTIONS)
@@ -191,6 +193,11 @@ def _secret(raw: str) -> str:
     return value
 
 
+def _time(raw: str) -> datetime | None:
+    """An ISO 8601 time (UTC when no offset is given), or None when empty."""
+    return parse_utc(raw) if raw.strip() else None
+
+
 # --- the registry ----------------------------------------------------------------------------------
 
 
@@ -311,7 +318,8 @@ VARIABLES: tuple[Variable, ...] = (
        "Bind vended credentials to the caller's IP (acs:SourceIp)", "true, false",
        used_by=frozenset({"token"})),
     _v("STS_CACHE_SECONDS", "sts.cache_min_remaining", _integer(0, 43200), "1800",
-       "Reuse credentials per identity and scope while at least this many seconds remain (0: never)",
+       "Reuse credentials per identity and scope: a cached session serves a request while at least the smaller of "
+       "the asked duration and this many seconds remain; one STS call per identity and scope at a time (0: never)",
        "0..43200", used_by=frozenset({"token"})),
     _v("STS_TIMEOUT", "sts.timeout", _integer(1, 60), "5", "STS request timeout, in seconds", "1..60"),
     _v("STS_MAX_RETRIES", "sts.max_retries", _integer(0, 5), "2",
@@ -360,6 +368,13 @@ VARIABLES: tuple[Variable, ...] = (
     _v("DOWNLOAD_LINK_SECRET", "download.link_secret", _secret, "",
        "HMAC secret of /download proxy links issued by the sign function (empty: no proxy links)",
        "at least 16 characters", used_by=frozenset({"sign", "download"}), secret=True),
+    _v("DOWNLOAD_LINK_PREVIOUS_SECRET", "download.previous_link_secret", _secret, "",
+       "Rotation: the secret DOWNLOAD_LINK_SECRET replaced; proxy links it signed stay valid until "
+       "DOWNLOAD_LINK_PREVIOUS_UNTIL (links carry a key id, kid, naming their secret)", "at least 16 characters",
+       used_by=frozenset({"download"}), secret=True),
+    _v("DOWNLOAD_LINK_PREVIOUS_UNTIL", "download.previous_link_until", _time, "",
+       "Rotation: until when links signed with DOWNLOAD_LINK_PREVIOUS_SECRET are accepted (required with it)",
+       "ISO 8601 time, e.g. 2026-12-31T00:00:00Z", used_by=frozenset({"download"})),
     _v("DOWNLOAD_BASE_URL", "download.base_url", _url, "",
        "Public base URL of the API, used to build /download proxy links", "http(s) URL",
        used_by=frozenset({"sign", "download"})),
@@ -385,6 +400,13 @@ VARIABLES: tuple[Variable, ...] = (
     _v("WEBHOOK_SECRET", "webhook.secret", _secret, "",
        "HMAC-SHA256 key for the webhook signature header", "at least 16 characters",
        used_by=frozenset({"on_upload", "export"}), secret=True),
+    _v("WEBHOOK_PREVIOUS_SECRET", "webhook.previous_secret", _secret, "",
+       "Rotation: the secret WEBHOOK_SECRET replaced; until WEBHOOK_PREVIOUS_UNTIL deliveries are signed with "
+       "both (X-Signature with this one, X-Signature-Next with the new one; each with its key id)",
+       "at least 16 characters", used_by=frozenset({"on_upload", "export"}), secret=True),
+    _v("WEBHOOK_PREVIOUS_UNTIL", "webhook.previous_until", _time, "",
+       "Rotation: until when deliveries also carry a signature with WEBHOOK_PREVIOUS_SECRET (required with it)",
+       "ISO 8601 time, e.g. 2026-12-31T00:00:00Z", used_by=frozenset({"on_upload", "export"})),
     _v("WEBHOOK_TIMEOUT", "webhook.timeout", _integer(1, 60), "5", "Webhook request timeout, in seconds",
        "1..60", used_by=frozenset({"on_upload", "export"})),
     _v("WEBHOOK_RETRIES", "webhook.retries", _integer(0, 10), "3",
@@ -519,6 +541,8 @@ class DownloadSettings:
     stream_max_bytes: int
     link_secret: str = field(repr=False)
     base_url: str
+    previous_link_secret: str = field(repr=False)
+    previous_link_until: datetime | None
 
 
 @dataclass(frozen=True)
@@ -535,6 +559,8 @@ class UploadSettings:
 class WebhookSettings:
     url: str
     secret: str = field(repr=False)
+    previous_secret: str = field(repr=False)
+    previous_until: datetime | None
     timeout: int
     retries: int
 
@@ -660,3 +686,23 @@ def _check_consistency(settings: Settings) -> None:
                 raise ConfigError("AUTH_SCOPE_TEMPLATE must end with '/'")
     if function in {"download"} and settings.download.base_url and not settings.download.link_secret:
         raise ConfigError("DOWNLOAD_BASE_URL requires DOWNLOAD_LINK_SECRET")
+    for name, current, previous, until in (
+            ("DOWNLOAD_LINK", settings.download.link_secret, settings.download.previous_link_secret,
+             settings.download.previous_link_until),
+            ("WEBHOOK", settings.webhook.secret, settings.webhook.previous_secret, settings.webhook.previous_until)):
+        if previous and until is None:
+            raise ConfigError(f"{name}_PREVIOUS_SECRET requires {name}_PREVIOUS_UNTIL (when to stop accepting it)")
+        if previous and previous == current:
+            raise ConfigError(f"{name}_PREVIOUS_SECRET must differ from the current secret")
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """The values of every secret variable loaded (for log masking); JSON-valued ones (API key hashes) excluded."""
+    values: list[str] = []
+    for variable in VARIABLES:
+        if variable.secret:
+            section, name = variable.target.split(".", 1)
+            value = getattr(getattr(settings, section), name, None)
+            if isinstance(value, str) and value:
+                values.append(value)
+    return values

@@ -269,7 +269,7 @@ def event_handler(function: str, build_runtime: Callable[[config.Settings], R]
                     if not built:
                         settings = config.load(function)
                         log.configure(settings.log.level)
-                        log.register_secrets((settings.webhook.secret, settings.download.link_secret))
+                        log.register_secrets(config.secret_values(settings))
                         built.append(build_runtime(settings))
             log.bind_invocation(function, context)
             return process(event, context, built[0])

@@ -352,6 +352,7 @@ def settings_for(function: str) -> config.Settings:
             loaded = config.load(function)
             if not log.is_configured():
                 log.configure(loaded.log.level)
+            log.register_secrets(config.secret_values(loaded))
             _settings[function] = loaded
         return _settings[function]
 

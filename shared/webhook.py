@@ -6,7 +6,14 @@ Wire format (what a receiver verifies):
     Content-Type: application/json
     X-Signature-Timestamp: <unix seconds>
     X-Signature: sha256=<hex(hmac_sha256(WEBHOOK_SECRET, "<timestamp>." + body))>
+    X-Signature-Key-Id: <key id of the secret that made X-Signature>
     Idempotency-Key: <stable per delivered thing, e.g. sha256(bucket \\n key \\n etag)>
+
+Rotation (WEBHOOK_PREVIOUS_SECRET, WEBHOOK_PREVIOUS_UNTIL): until the configured time, ``X-Signature`` (and its
+key id) is made with the previous secret, so a receiver not yet switched keeps verifying exactly as before, and
+``X-Signature-Next`` / ``X-Signature-Next-Key-Id`` carry the signature with the new secret for receivers already
+switched. After that time only the new secret signs. ``verify_signature`` takes every secret a receiver
+accepts and checks the signature whose key id matches (a header without a key id: any of them).
 
 The timestamp is inside the MAC, so a captured request cannot be replayed later with a new time;
 receivers reject timestamps outside a tolerance (``verify_signature``). The same Idempotency-Key is
@@ -24,13 +31,15 @@ import hmac
 import json
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import urllib3
 
 from shared.errors import UpstreamError
+from shared.links import key_id
 from shared.numbers import ascii_int_or_none
 from shared.outbound import connection_pool
 
@@ -44,7 +53,11 @@ __all__ = [
 ]
 
 SIGNATURE_HEADER = "X-Signature"
+KEY_ID_HEADER = "X-Signature-Key-Id"
+NEXT_SIGNATURE_HEADER = "X-Signature-Next"
+NEXT_KEY_ID_HEADER = "X-Signature-Next-Key-Id"
 TIMESTAMP_HEADER = "X-Signature-Timestamp"
+_SIGNATURE_PAIRS = ((SIGNATURE_HEADER, KEY_ID_HEADER), (NEXT_SIGNATURE_HEADER, NEXT_KEY_ID_HEADER))
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 DEFAULT_TOLERANCE_SECONDS = 300
 BACKOFF_BASE_SECONDS = 0.5
@@ -80,25 +93,32 @@ def sign_payload(secret: str, timestamp: int, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def verify_signature(secret: str, headers: Mapping[str, str], body: bytes, *, now: float | None = None,
-                     tolerance: int = DEFAULT_TOLERANCE_SECONDS) -> bool:
-    """Receiver side: True if the signature matches and the timestamp is within ``tolerance``."""
+def verify_signature(secrets: str | Iterable[str], headers: Mapping[str, str], body: bytes, *,
+                     now: float | None = None, tolerance: int = DEFAULT_TOLERANCE_SECONDS) -> bool:
+    """Receiver side: True if a signature made with one of ``secrets`` (one, or the current and the previous
+    during a rotation) matches and the timestamp is within ``tolerance``."""
     lower = {name.lower(): value for name, value in headers.items()}
-    signature = lower.get(SIGNATURE_HEADER.lower(), "")
-    stamp = lower.get(TIMESTAMP_HEADER.lower(), "")
-    timestamp = ascii_int_or_none(stamp, max_digits=12)
-    if timestamp is None or not signature.startswith("sha256="):
+    timestamp = ascii_int_or_none(lower.get(TIMESTAMP_HEADER.lower(), ""), max_digits=12)
+    if timestamp is None or abs((time.time() if now is None else now) - timestamp) > tolerance:
         return False
-    if abs((time.time() if now is None else now) - timestamp) > tolerance:
-        return False
-    expected = sign_payload(secret, timestamp, body)
-    return hmac.compare_digest(expected.encode(), signature.encode())
+    by_id = {key_id(secret): secret for secret in ([secrets] if isinstance(secrets, str) else secrets) if secret}
+    for signature_header, key_id_header in _SIGNATURE_PAIRS:
+        signature = lower.get(signature_header.lower(), "")
+        if not signature.startswith("sha256="):
+            continue
+        named = lower.get(key_id_header.lower())
+        candidates = [by_id[named]] if named in by_id else [] if named else list(by_id.values())
+        given = signature.encode("utf-8", "replace")
+        if any(hmac.compare_digest(sign_payload(secret, timestamp, body).encode(), given) for secret in candidates):
+            return True
+    return False
 
 
 class WebhookClient:
     """POSTs signed JSON to one URL. Build once per container; ``deliver`` is thread-safe."""
 
-    def __init__(self, url: str, secret: str, *, timeout: float = 5.0, retries: int = 3,
+    def __init__(self, url: str, secret: str, *, previous_secret: str = "", previous_until: datetime | None = None,
+                 timeout: float = 5.0, retries: int = 3,
                  backoff_base: float = BACKOFF_BASE_SECONDS, backoff_max: float = BACKOFF_MAX_SECONDS,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
                  pool: urllib3.PoolManager | None = None, user_agent: str = "oss-url-functions/1") -> None:
@@ -106,6 +126,8 @@ class WebhookClient:
             raise ValueError("webhook URL must be http(s)")
         self.url = url
         self._secret = secret
+        self._previous_secret = previous_secret
+        self._previous_until = previous_until
         self.timeout = urllib3.Timeout(connect=min(timeout, 5.0), read=timeout)
         self.retries = retries
         self.backoff_base = backoff_base
@@ -121,7 +143,8 @@ class WebhookClient:
         hook = settings.webhook
         if not hook.url:
             return None
-        return cls(hook.url, hook.secret, timeout=hook.timeout, retries=hook.retries, **kwargs)
+        return cls(hook.url, hook.secret, previous_secret=hook.previous_secret, previous_until=hook.previous_until,
+                   timeout=hook.timeout, retries=hook.retries, **kwargs)
 
     def __repr__(self) -> str:
         return f"WebhookClient(url={self.url!r}, retries={self.retries})"
@@ -137,7 +160,7 @@ class WebhookClient:
             if self._secret:
                 stamp = int(self._clock())  # re-signed per attempt: the timestamp stays fresh
                 headers[TIMESTAMP_HEADER] = str(stamp)
-                headers[SIGNATURE_HEADER] = sign_payload(self._secret, stamp, body)
+                headers.update(self._signature_headers(stamp, body))
             retry_after: float | None = None
             try:
                 response = self._pool.request("POST", self.url, body=body, headers=headers, timeout=self.timeout,
@@ -157,6 +180,16 @@ class WebhookClient:
                 self._sleep(self._delay(attempt, retry_after))
         raise WebhookError(f"webhook delivery failed after {self.retries + 1} attempts: {last_problem}",
                            status=last_status, attempts=self.retries + 1)
+
+    def _signature_headers(self, stamp: int, body: bytes) -> dict[str, str]:
+        current = {SIGNATURE_HEADER: sign_payload(self._secret, stamp, body), KEY_ID_HEADER: key_id(self._secret)}
+        rotating = (self._previous_secret and self._previous_until is not None
+                    and stamp < self._previous_until.timestamp())
+        if not rotating:
+            return current
+        return {SIGNATURE_HEADER: sign_payload(self._previous_secret, stamp, body),
+                KEY_ID_HEADER: key_id(self._previous_secret),
+                NEXT_SIGNATURE_HEADER: current[SIGNATURE_HEADER], NEXT_KEY_ID_HEADER: current[KEY_ID_HEADER]}
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

@@ -119,7 +119,9 @@ def _authorize(request: http.Request, settings: Settings, key: str) -> tuple[str
 
     A proxy link names one key, not its issuer's scope: it is served under the key's own directory."""
     if links.is_link_request(request.query):
-        options = links.verify_link(key, request.query, secret=settings.download.link_secret, now=time.time())
+        download = settings.download
+        options = links.verify_link(key, request.query, secret=download.link_secret, now=time.time(),
+                                    previous=download.previous_link_secret, previous_until=download.previous_link_until)
         disposition, _filename, value = download_options(options)
         return key[:key.rfind("/") + 1], disposition, value
     unknown = sorted(set(request.query) - QUERY_OPTIONS)

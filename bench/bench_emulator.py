@@ -2,7 +2,12 @@
 
 1. GET throughput of one large object through the emulator (presigned V4 URL, sendfile) versus
    Python's built-in http.server (SimpleHTTPRequestHandler on ThreadingHTTPServer) serving the same file.
-2. ListObjects pages per second (1000 keys per page) at 10k and 1M objects, from the start, the middle
+   The emulator sends x-oss-hash-crc64ecma with every GET (computed at upload, stored in the index).
+2. PUT throughput (presigned V4 URL) with CRC-64 on: the emulator verifies the signature, computes MD5
+   (the ETag) and CRC-64/ECMA, writes the blob and indexes it, against two http.server PUT handlers in the
+   same run: one that stores the body and answers its MD5 as ETag (the least an object store does:
+   like for like) and one that only stores it (a floor no object store can reach).
+3. ListObjects pages per second (1000 keys per page) at 10k and 1M objects, from the start, the middle
    and the end of the bucket (the target is a flat figure).
 
     .venv/bin/python bench/bench_emulator.py [--size-mib 256] [--large 1000000] [--runs 3]
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import http.client
 import os
 import shutil
@@ -21,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -122,6 +128,113 @@ def bench_get(work: Path, size_mib: int, runs: int) -> None:
               f"({max(builtin):.0f})  ratio {ratio:.2f}x")
 
 
+class PutHandler(BaseHTTPRequestHandler):
+    """http.server PUT baseline: stores the body (temp file + rename); with ``md5`` also answers its ETag."""
+
+    protocol_version = "HTTP/1.1"
+    directory: Path
+    md5 = False
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_PUT(self) -> None:
+        remaining = int(self.headers["Content-Length"])
+        digest = hashlib.md5() if self.md5 else None  # an ETag, like the emulator's
+        target = self.directory / "upload.bin"
+        temporary = self.directory / f"upload.{threading.get_ident()}.tmp"
+        with open(temporary, "wb") as out:
+            while remaining:
+                chunk = self.rfile.read(min(remaining, CHUNK))
+                if not chunk:
+                    raise ConnectionError("short body")
+                if digest is not None:
+                    digest.update(chunk)
+                out.write(chunk)
+                remaining -= len(chunk)
+        os.replace(temporary, target)
+        self.send_response(200)
+        if digest is not None:
+            self.send_header("ETag", f'"{digest.hexdigest().upper()}"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def curl_put_rate(url: str, source: Path, size: int) -> float:
+    """MiB/s of a PUT of ``source`` as measured by curl (no Content-Type, no Expect wait)."""
+    completed = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_upload} %{time_total}",
+                                "-T", str(source), "-H", "Content-Type:", "-H", "Expect:", url],
+                               capture_output=True, text=True, check=True, timeout=300)
+    status, uploaded, seconds = completed.stdout.split()
+    if status != "200" or int(float(uploaded)) != size:
+        raise RuntimeError(f"curl PUT: HTTP {status}, {uploaded} bytes")
+    return size / float(seconds) / 2**20
+
+
+def python_put_rate(url: str, source: Path, size: int) -> float:
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
+    started = time.perf_counter()
+    try:
+        with open(source, "rb") as body:
+            connection.request("PUT", parts.path + ("?" + parts.query if parts.query else ""), body=body,
+                               headers={"Content-Length": str(size)}, encode_chunked=False)
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"PUT {parts.path}: HTTP {response.status}")
+    finally:
+        connection.close()
+    return size / (time.perf_counter() - started) / 2**20
+
+
+def bench_put(work: Path, size_mib: int, runs: int) -> None:
+    source = work / "put-source.bin"
+    with open(source, "wb") as out:
+        block = os.urandom(CHUNK)
+        for _ in range(size_mib):
+            out.write(block)
+    size = source.stat().st_size
+    servers = {}
+    for name, md5 in (("http.server store+MD5", True), ("http.server store only", False)):
+        directory = work / name.replace(" ", "_").replace("+", "_")
+        directory.mkdir()
+        handler = type("BoundPut", (PutHandler,), {"directory": directory, "md5": md5})
+        servers[name] = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=servers[name].serve_forever, daemon=True).start()
+    clients = {"python http.client": python_put_rate}
+    if shutil.which("curl"):
+        clients["curl"] = curl_put_rate
+    try:
+        with LocalCloud(CloudConfig(data_dir=work / "put-cloud", root_keys={AK: SECRET}, buckets=["bench"])) as cloud:
+            bucket = oss2.Bucket(oss2.AuthV4(AK, SECRET), "http://" + cloud.oss_endpoint, "bench",
+                                 region="cn-hangzhou")
+            urls = {"emulator": bucket.sign_url("PUT", "upload.bin", 3600)}
+            urls.update({name: f"http://127.0.0.1:{server.server_address[1]}/upload.bin"
+                         for name, server in servers.items()})
+            rates: dict[tuple[str, str], list[float]] = {(c, n): [] for c in clients for n in urls}
+            for _ in range(runs):  # interleaved, so background load hits every server alike
+                for client, measure in clients.items():
+                    for name, url in urls.items():
+                        rates[(client, name)].append(measure(url, source, size))
+            crc = bucket.head_object("upload.bin").headers.get("x-oss-hash-crc64ecma")
+            if crc is None:
+                raise RuntimeError("the emulator did not report x-oss-hash-crc64ecma")
+    finally:
+        for server in servers.values():
+            server.shutdown()
+            server.server_close()
+    print(f"PUT {size_mib} MiB object, median of {runs} interleaved runs (best), MiB/s; "
+          "emulator = V4 presigned URL, MD5 + CRC-64 + blob + index:")
+    for client in clients:
+        emulator = statistics.median(rates[(client, "emulator")])
+        line = f"  [{client:18}] emulator {emulator:6.0f} ({max(rates[(client, 'emulator')]):.0f})"
+        for name in servers:
+            other = statistics.median(rates[(client, name)])
+            line += f"  {name} {other:6.0f} ratio {emulator / other:.2f}x"
+        print(line)
+
+
 def list_rate(cloud: LocalCloud, bucket: str, marker: str, pages: int) -> float:
     auth = oss2.Auth(AK, SECRET)
     endpoint = "http://" + cloud.oss_endpoint
@@ -181,11 +294,15 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--pages", type=int, default=20)
+    parser.add_argument("--transfers-only", action="store_true", help="GET and PUT only, no listing")
+    parser.add_argument("--dir", default=None, help="work directory (default: the system temp dir)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-emulator-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-emulator-", dir=args.dir) as tmp:
         work = Path(tmp)
         bench_get(work, args.size_mib, args.runs)
-        bench_list(work, [args.small, args.large], args.pages)
+        bench_put(work, args.size_mib, args.runs)
+        if not args.transfers_only:
+            bench_list(work, [args.small, args.large], args.pages)
 
 
 if __name__ == "__main__":

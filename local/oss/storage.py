@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import queue
 import sqlite3
 import threading
 import time
@@ -215,11 +216,10 @@ class Storage:
         digest = hashlib.md5()  # noqa: S324 - OSS ETag is MD5 by definition
         crc = 0
         size = 0
-        with self._new_blob() as (out, relative):
+        with self._new_blob() as (out, relative), _BackgroundWriter(out, digest) as write:
             for chunk in chunks:
-                digest.update(chunk)
+                write(chunk)
                 crc = crc64.update(chunk, crc)
-                out.write(chunk)
                 size += len(chunk)
         return WrittenBlob(relative, size, digest.digest(), crc)
 
@@ -474,6 +474,56 @@ class Storage:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+class _BackgroundWriter:
+    """MD5-hashes and writes chunks on a helper thread once a body has more than one chunk, so that this
+    work (both release the GIL) overlaps with receiving the next chunk and its CRC-64; a one-chunk body
+    is handled inline. Errors from the writer surface on the next write or on exit; the queue is bounded."""
+
+    def __init__(self, out: BinaryIO, digest: Any, depth: int = 4) -> None:
+        self._out = out
+        self._digest = digest
+        self._depth = depth
+        self._queue: queue.Queue[bytes | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._written_inline = False
+
+    def __enter__(self) -> _BackgroundWriter:
+        return self
+
+    def __call__(self, chunk: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._thread is None:
+            if not self._written_inline:
+                self._written_inline = True
+                self._digest.update(chunk)
+                self._out.write(chunk)
+                return
+            self._queue = queue.Queue(maxsize=self._depth)
+            self._thread = threading.Thread(target=self._run, name="blob-writer", daemon=True)
+            self._thread.start()
+        assert self._queue is not None
+        self._queue.put(chunk)
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        while (chunk := self._queue.get()) is not None:
+            if self._error is None:  # after a failure keep draining so the producer never blocks
+                try:
+                    self._digest.update(chunk)
+                    self._out.write(chunk)
+                except BaseException as error:  # handed to the producer thread
+                    self._error = error
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if self._thread is not None and self._queue is not None:
+            self._queue.put(None)
+            self._thread.join()
+        if exc is None and self._error is not None:
+            raise self._error
 
 
 def _copy_file(src: BinaryIO, dst: BinaryIO) -> None:

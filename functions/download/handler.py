@@ -16,8 +16,9 @@ through ``response-content-disposition``); inline is served directly.
 
 Scope: redirects are signed and streams fetched with credentials narrowed to the caller's scope
 (shared/credentials.py), or, for a proxy link (which does not carry its issuer's scope), to the key's own
-directory. With URL_SYMLINK_CHECK (default) the key is HEADed first and a symlink whose target is outside
-that scope is refused: 403 SymlinkOutOfScope (shared/symlinks.py).
+directory. With URL_SYMLINK_CHECK (default) a symlink whose target is outside that scope is refused with
+403 SymlinkOutOfScope (shared/symlinks.py): a redirect HEADs the key first; a stream looks only when OSS's
+answer says the key is a link (or refuses it), before any byte is passed on.
 
 OSS errors: NoSuchKey -> 404, AccessDenied -> 403, anything else -> 502 (JSON error shape).
 """
@@ -25,6 +26,7 @@ OSS errors: NoSuchKey -> 404, AccessDenied -> 403, anything else -> 502 (JSON er
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -65,8 +67,6 @@ def handler(request: http.Request, settings: Settings, context: Any) -> http.Res
     key = key_from_raw_path(request.raw_path)
     scope, disposition, content_disposition = _authorize(request, settings, key)
     access = _Access(settings, context, key, scope)
-    if settings.urls.symlink_check:
-        symlinks.inspect(access.client(), key, access.allows)
     if settings.download.mode == "stream" and disposition != "attachment":
         return _stream(request, settings, access, content_disposition)
     return _redirect(request, settings, access, content_disposition)
@@ -81,9 +81,16 @@ class _Access:
         self.key = key
         self.scope = scope
         self._credentials: Credentials | None = None
+        self._links_checked = False
 
     def allows(self, key: str) -> bool:
         return key.startswith(self.scope)
+
+    def check_links(self) -> None:
+        """403 SymlinkOutOfScope if the key is a link leaving the scope (URL_SYMLINK_CHECK; once per request)."""
+        if self.settings.urls.symlink_check and not self._links_checked:
+            symlinks.inspect(self.client(), self.key, self.allows)
+            self._links_checked = True
 
     def credentials(self) -> Credentials:
         if self._credentials is None:
@@ -137,6 +144,7 @@ def _authorize(request: http.Request, settings: Settings, key: str) -> tuple[str
 def _redirect(request: http.Request, settings: Settings, access: _Access,
               content_disposition: str | None) -> http.Response:
     key = access.key
+    access.check_links()  # a redirect hands out a URL: look before
     download = settings.download
     if settings.urls.signature_version == "v1" and is_v1_ambiguous_key(key):
         # V1 signs the key raw: the URL's signature would also cover ``<key before '?'>?<sub-resource>``.
@@ -161,9 +169,13 @@ def _stream(request: http.Request, settings: Settings, access: _Access,
     key = access.key
     client = access.client()
     limit = settings.download.stream_max_bytes
+    # No HEAD first: OSS answers through a link with x-oss-object-type: Symlink, so only then is it looked at
+    # (GetSymlink), before any byte is passed on; a refusal (403) may be a link's target: looked at too.
     try:
         if request.method == "HEAD":
             info = client.head_object(key)
+            if _is_link(info.headers):
+                access.check_links()
             if info.size > limit:
                 return _redirect(request, settings, access, content_disposition)
             return _answer(200, dict(info.headers), b"", content_disposition)
@@ -177,10 +189,18 @@ def _stream(request: http.Request, settings: Settings, access: _Access,
     except ObjectTooLarge:
         return _redirect(request, settings, access, content_disposition)
     except OssError as error:
+        if error.status in (400, 403, 404):
+            access.check_links()
         if error.status == 416:
             raise RangeNotSatisfiable("the requested range is not satisfiable") from None
         raise to_app_error(error) from None
+    if _is_link(answer.headers):
+        access.check_links()
     return _answer(answer.status, dict(answer.headers), answer.body, content_disposition)
+
+
+def _is_link(headers: Mapping[str, str]) -> bool:
+    return headers.get("x-oss-object-type", "").lower() == "symlink"
 
 
 def _single_range(value: str | None) -> str | None:

@@ -5,6 +5,7 @@ narrowed signing session is a second line: the emulator refuses what it signs ou
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -125,6 +126,35 @@ def test_the_watermark_attack_is_refused_and_the_emulator_would_refuse_it_too(st
     fetched = request(forged)
     assert fetched.status == 403 and b"AccessDenied" in fetched.body, fetched
     judge.judge("process", "watermark signed with the narrowed session", fetched)
+    assert not judge.escapes, judge.escapes
+
+
+@pytest.mark.parametrize("target_policy_checked", [True, False])
+def test_stream_mode_never_passes_on_a_links_foreign_bytes(make_stack: Any, target_policy_checked: bool) -> None:
+    """DOWNLOAD_MODE=stream reads the bytes itself. Also under the weakest reading of OSS's documentation
+    (only the link's permissions checked, not the target's): the emulator serves Bob's bytes to the function,
+    which sees x-oss-object-type: Symlink and refuses before passing any on; no signer role here either."""
+    stack = make_stack(auth="jwt", env={"download": {"DOWNLOAD_MODE": "stream"}})
+    stack.cloud.api.check_symlink_target_policy = target_policy_checked
+    judge = Judge(stack)
+    judge.seed([BOB], {OWN: OWN_BYTES})
+    attacker = Attacker(stack)
+    bucket = attacker.sts_bucket(["read", "write"])
+    bucket.put_symlink(BOB, f"{SCOPE}ln")
+    bucket.put_symlink(OWN, f"{SCOPE}ln-ok")
+    for method in ("GET", "HEAD"):
+        for headers in ({}, {"Range": "bytes=0-5"}, {"If-None-Match": '"x"'}):
+            answer = attacker.call(method, _path(f"{SCOPE}ln"), headers=headers)
+            assert answer.status == 403 and (method == "HEAD" or answer.json()["code"] == "SymlinkOutOfScope")
+            if not target_policy_checked:
+                # The emulator did hand Bob's object to the function (the weak reading), which kept it:
+                # the judge below still checks the answer and anything it points to.
+                reads = stack.cloud.object_reads()
+                assert any(read.read_key == BOB and read.via == "symlink" for read in reads), reads
+                stack.cloud.api.reads.clear()
+            judge.judge("symlink", f"stream {method} {headers}", answer)
+    served = attacker.call("GET", _path(f"{SCOPE}ln-ok"))
+    assert served.status == 200 and served.body == OWN_BYTES
     assert not judge.escapes, judge.escapes
 
 

@@ -23,11 +23,13 @@ from shared.errors import ConfigError
 from shared.numbers import parse_ascii_int
 from shared.validity import parse_utc
 
-FUNCTIONS = ("token", "sign", "download", "on_upload", "export")
+FUNCTIONS = ("token", "sign", "download", "on_upload", "export", "portal")
 ALL = frozenset(FUNCTIONS)
 HTTP_FUNCTIONS = frozenset({"token", "sign", "download"})
 SIGNING_FUNCTIONS = frozenset({"sign", "download", "on_upload", "export"})
 AUTHENTICATING_FUNCTIONS = frozenset({"token", "sign", "download"})
+# The portal page offers the sign-in these describe (an OIDC button for the JWT issuer); it verifies nobody.
+SIGN_IN_DESCRIBED_TO = AUTHENTICATING_FUNCTIONS | {"portal"}
 
 
 # --- parsers: each takes the raw string and returns the typed value or raises ValueError -------------
@@ -266,7 +268,7 @@ VARIABLES: tuple[Variable, ...] = (
        "one whose target is outside the caller's scope", "true, false", used_by=frozenset({"sign", "download"})),
     # Caller authentication
     _v("AUTH_MODE", "auth.mode", _choice("jwt", "apikey", "none"), None,
-       "How callers are verified", "jwt, apikey, none", used_by=AUTHENTICATING_FUNCTIONS,
+       "How callers are verified", "jwt, apikey, none", used_by=SIGN_IN_DESCRIBED_TO,
        required_by=AUTHENTICATING_FUNCTIONS),
     _v("AUTH_SCOPE_TEMPLATE", "auth.scope_template", _text, "users/{sub}/",
        "Key prefix a verified JWT caller may use; {sub} and other {claim} placeholders are filled from "
@@ -277,10 +279,10 @@ VARIABLES: tuple[Variable, ...] = (
     _v("AUTH_API_KEYS", "auth.api_keys", _json_object, "",
        "API keys as SHA-256 hashes: {\"<sha256 hex>\": {\"name\": ..., \"scope\": \"prefix/\"}}",
        "JSON object", used_by=AUTHENTICATING_FUNCTIONS, secret=True),
-    _v("JWT_ISSUER", "auth.jwt_issuer", _text, "", "Required `iss` of caller JWTs", "string",
-       used_by=AUTHENTICATING_FUNCTIONS),
-    _v("JWT_AUDIENCE", "auth.jwt_audience", _text, "", "Required `aud` of caller JWTs", "string",
-       used_by=AUTHENTICATING_FUNCTIONS),
+    _v("JWT_ISSUER", "auth.jwt_issuer", _text, "", "Required `iss` of caller JWTs (the portal's OIDC issuer)",
+       "string", used_by=SIGN_IN_DESCRIBED_TO),
+    _v("JWT_AUDIENCE", "auth.jwt_audience", _text, "",
+       "Required `aud` of caller JWTs (the portal's OIDC client id)", "string", used_by=SIGN_IN_DESCRIBED_TO),
     _v("JWT_ALGORITHMS", "auth.jwt_algorithms", _csv, "RS256",
        "Allowed JWT algorithms (never none)", "comma list of RS256, RS384, RS512, ES256, ES384, PS256, "
        "EdDSA, HS256", used_by=AUTHENTICATING_FUNCTIONS),

@@ -143,7 +143,8 @@ def test_every_function_logs_to_the_stack_logstore_and_may_write_there():
 def test_custom_domain_routes_when_enabled():
     loaded = template.load(parameters=WITH_API_DOMAIN)
     routes = {route.path: route.function for route in loaded.routes}
-    assert routes == {"/sts": "files-prod-token", "/sign": "files-prod-sign", "/download/*": "files-prod-download"}
+    assert routes == {"/sts": "files-prod-token", "/sign": "files-prod-sign", "/download/*": "files-prod-download",
+                      "/": "files-prod-portal", "/openapi.json": "files-prod-portal", "/portal/*": "files-prod-portal"}
     assert LOADED.routes == []  # off by default
 
 

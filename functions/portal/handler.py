@@ -1,0 +1,112 @@
+"""Portal function: the download portal's page and the API's OpenAPI document, from the API's own origin.
+
+    GET /                     the page (static/index.html)
+    GET /portal/<file>        its script, styles, translations and the vendored ali-oss bundle (static/)
+    GET /portal/config.json   how callers sign in here (AUTH_MODE; the OIDC issuer and client id for jwt)
+    GET /openapi.json         the OpenAPI 3.1 document of /sts, /sign and /download (shared/openapi.py)
+
+Served from the same origin as /sts, /sign and /download (the custom domain's routes), so the page needs no
+CORS for the API. The files are read once per container; nothing from the request names a file on disk (only
+the ones found at start-up are served). The page is a public client: it holds no secret, and what the
+caller signs in with stays in the browser's memory or sessionStorage. Its Content-Security-Policy lets it talk
+only to this origin, the bucket's OSS endpoint and the OIDC issuer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from shared import http, openapi
+from shared.config import Settings
+from shared.errors import NotFound
+
+FUNCTION = "portal"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+ASSET_PREFIX = "/portal/"
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                 ".css": "text/css; charset=utf-8", ".json": "application/json; charset=utf-8",
+                 ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon", "": "text/plain; charset=utf-8"}
+SERVED_NAMES = ("LICENSE",)  # files without a suffix that are served (licences of vendored code)
+
+
+def _load_static(root: Path) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and ((path.suffix and path.suffix in CONTENT_TYPES) or path.name in SERVED_NAMES):
+            files[path.relative_to(root).as_posix()] = path.read_bytes()
+    return files
+
+
+STATIC = _load_static(STATIC_DIR)
+
+
+def _origin(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def oss_sources(settings: Settings) -> list[str]:
+    """Where ali-oss in the page connects: the bucket's virtual host on the public endpoint.
+
+    A local endpoint given as an IP (the emulator) is reached as ``<bucket>.localhost:<port>``, the emulator's
+    virtual-host form, since ali-oss has no path style; browsers resolve ``*.localhost`` to the loopback."""
+    endpoint = settings.oss.public_endpoint
+    scheme = endpoint.scheme or settings.urls.scheme or "https"
+    if not endpoint.is_ip:
+        return [f"{scheme}://{endpoint.host}", f"{scheme}://*.{endpoint.host}"]
+    port = endpoint.host.rsplit(":", 1)[1] if ":" in endpoint.host else ""
+    return [f"{scheme}://{endpoint.host}", f"{scheme}://*.localhost" + (f":{port}" if port else "")]
+
+
+def content_security_policy(settings: Settings) -> str:
+    connect = ["'self'", *oss_sources(settings)]
+    issuer = _origin(settings.auth.jwt_issuer) if settings.auth.mode == "jwt" else None
+    if issuer:
+        connect.append(issuer)
+    return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"connect-src {' '.join(connect)}; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+
+
+def page_config(settings: Settings) -> dict[str, Any]:
+    """What the page needs to offer the right sign-in; nothing secret (the page is public)."""
+    auth = settings.auth
+    oidc = None
+    if auth.mode == "jwt" and _origin(auth.jwt_issuer) and auth.jwt_audience:
+        # The portal is a public client whose id is the API's audience, so the ID token it receives is a
+        # token the API accepts (iss = JWT_ISSUER, aud = JWT_AUDIENCE).
+        oidc = {"issuer": auth.jwt_issuer, "client_id": auth.jwt_audience, "scope": "openid"}
+    return {"auth_mode": auth.mode, "oidc": oidc, "api": {"sts": "/sts", "sign": "/sign", "download": "/download/"}}
+
+
+def _answer(request: http.Request, body: bytes, content_type: str, settings: Settings,
+            cache: str = "no-cache") -> http.Response:
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": cache, "X-Content-Type-Options": "nosniff",
+               "Referrer-Policy": "no-referrer", "Content-Security-Policy": content_security_policy(settings)}
+    if etag in [tag.strip() for tag in (request.header("if-none-match") or "").split(",")]:
+        return {"statusCode": 304, "headers": headers, "body": "", "isBase64Encoded": False}
+    return http.binary_response(200, body, content_type, headers)
+
+
+@http.http_handler(FUNCTION, methods=("GET", "HEAD"))
+def handler(request: http.Request, settings: Settings, context: Any) -> http.Response:
+    path = request.path
+    if path in ("", "/", "/index.html"):
+        return _answer(request, STATIC["index.html"], CONTENT_TYPES[".html"], settings)
+    if path == "/openapi.json":
+        body = json.dumps(openapi.document(), ensure_ascii=False).encode()
+        return _answer(request, body, CONTENT_TYPES[".json"], settings)
+    if path == ASSET_PREFIX + "config.json":
+        body = json.dumps(page_config(settings)).encode()
+        return _answer(request, body, CONTENT_TYPES[".json"], settings)
+    name = path[len(ASSET_PREFIX):] if path.startswith(ASSET_PREFIX) else None
+    if name and name in STATIC and name != "index.html":
+        suffix = Path(name).suffix
+        return _answer(request, STATIC[name], CONTENT_TYPES[suffix], settings, cache="public, max-age=300")
+    raise NotFound("no such page")

@@ -163,3 +163,32 @@ def test_a_failed_refresh_keeps_the_current_session_only_while_enough_of_it_rema
     sts.now = NOW + timedelta(seconds=43200 - STALE_GRACE_SECONDS + 1)
     with pytest.raises(RuntimeError):
         cache.get(scope, sts)
+
+
+# --- through the sign handler: one session per scope and write flag, validity reported against its life ----------
+
+
+def test_the_sign_handler_signs_with_the_scopes_session_and_clamps_to_its_life(monkeypatch: pytest.MonkeyPatch) -> None:
+    from functions.sign.handler import handler
+    from shared import credentials
+    from tests.sign.helpers import OTHER_API_KEY, body_of, context, event, install_env
+
+    install_env(monkeypatch, SIGNER_ROLE_ARN="acs:ram::1234567890123456:role/oss-url-signer", SIGN_ALLOW_PUT="true")
+    assumed: list[SigningScope] = []
+
+    def fake_assume(_context: object, _settings: object, scope: SigningScope) -> Credentials:
+        assumed.append(scope)
+        return Credentials(f"STS.scoped{len(assumed)}", "s", "t", datetime.now(timezone.utc) + timedelta(seconds=5000))
+
+    monkeypatch.setattr(credentials, "_assume_scoped", fake_assume)
+    get = body_of(handler(event("GET", "/sign", query={"key": "exampledir/a.txt", "expires": "7200"}), context()))
+    assert (get["clamped"], get["clamp_reason"]) == (True, "credentials") and 4990 <= get["expires_in"] <= 5000
+    assert "STS.scoped1%2F" in get["url"]
+    put = body_of(handler(event("GET", "/sign", query={"key": "exampledir/b.txt", "method": "PUT"}), context()))
+    assert "STS.scoped2%2F" in put["url"]
+    again = body_of(handler(event("GET", "/sign", query={"key": "exampledir/c.txt"}), context()))
+    assert "STS.scoped1%2F" in again["url"]
+    other = body_of(handler(event("GET", "/sign", query={"key": "otherdir/c.txt"}, api_key=OTHER_API_KEY), context()))
+    assert "STS.scoped3%2F" in other["url"]
+    assert assumed == [SigningScope(("exampledir/",)), SigningScope(("exampledir/",), write=True),
+                       SigningScope(("otherdir/",))]

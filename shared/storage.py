@@ -1,4 +1,4 @@
-"""A lightweight OSS client: urllib3 + our own header signing (shared/signing.py), never an SDK.
+"""A lightweight OSS client: urllib3 + our own header signing (shared/signing/), never an SDK.
 
 Why not oss2: importing it costs ~0.3 s (seconds on small FC instances) and a client per call costs
 more still; the functions need a dozen operations. ``OssClient`` is cheap to build (the connection

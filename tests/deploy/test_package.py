@@ -64,7 +64,7 @@ def test_layer_has_its_dependencies_for_python310_and_no_scripts(built_archives,
     assert not any(n.startswith("python/bin/") for n in names)
     # aiohttp imports async_timeout below Python 3.11: resolved on 3.10, the layer has it
     assert "python/async_timeout/__init__.py" in names
-    assert "python/shared/signing.py" in names and "python/alibabacloud_sts20150401/client.py" in names
+    assert "python/shared/signing/signer.py" in names and "python/alibabacloud_sts20150401/client.py" in names
     assert not any(".cpython-311" in n or ".cpython-312" in n for n in names)
     magic = subprocess.run([runtime_python, "-I", "-c", "import importlib.util, sys; "
                             "sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())"],
@@ -86,7 +86,8 @@ def test_bytecode_names_where_fc_puts_the_sources(built_archives, runtime_python
               "z = zipfile.ZipFile(sys.argv[1])\n"
               "print(marshal.loads(z.read(sys.argv[2])[16:]).co_filename)\n")
     for archive, pyc, expected in [
-        ("layer.zip", "python/shared/__pycache__/signing.cpython-310.pyc", "/opt/python/shared/signing.py"),
+        ("layer.zip", "python/shared/signing/__pycache__/signer.cpython-310.pyc",
+         "/opt/python/shared/signing/signer.py"),
         ("token.zip", "__pycache__/handler.cpython-310.pyc", "/code/handler.py"),
     ]:
         printed = subprocess.run([runtime_python, "-I", "-c", script, str(built_archives / archive), pyc],

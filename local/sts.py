@@ -18,6 +18,7 @@ import re
 import secrets
 import sqlite3
 import string
+import sys
 import threading
 import uuid
 from collections import deque
@@ -30,6 +31,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from local import iam
+from local.oss.server import lingering_close
 
 __all__ = [
     "API_VERSION",
@@ -757,11 +759,20 @@ class _StsHandler(BaseHTTPRequestHandler):
             length = int(length_header)
         except ValueError:
             length = -1
-        if length < 0 or length > MAX_BODY_BYTES:
-            self._send(413 if length > 0 else 400, {"Content-Type": "application/json"}, b'{"Code":"InvalidRequest"}')
+        if length < 0 or length > MAX_BODY_BYTES or "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            # The body cannot be read (or is refused): answer, and close since it stays unread.
+            status = 413 if length > MAX_BODY_BYTES else 400
+            request_id = str(uuid.uuid4()).upper()
+            error = {"RequestId": request_id, "Code": "InvalidRequest",
+                     "Message": "The request body is too large or its length is missing or invalid."}
             self.close_connection = True
+            self._send(status, {"Content-Type": "application/json;charset=utf-8", "x-acs-request-id": request_id,
+                                "Connection": "close"}, json.dumps(error).encode())
             return
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:  # the client hung up mid-body
+            self.close_connection = True
+            return
         split = urlsplit(self.path)
         status, headers, payload = self.service.handle(
             self.command, split.path or "/", split.query, dict(self.headers.items()), body, self.client_address[0]
@@ -781,7 +792,9 @@ class _StsHandler(BaseHTTPRequestHandler):
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # http.server's own errors (malformed request line, unsupported method, oversized headers) answer
-        # in the service's JSON shape instead of an HTML page; the request line is never echoed.
+        # in the service's JSON shape instead of an HTML page; the request line is never echoed. They are
+        # the client's fault: an unknown method is 405 and an unknown HTTP version 400, not 501/505.
+        code = {501: 405, 505: 400}.get(code, code)
         self.close_connection = True
         request_id = str(uuid.uuid4()).upper()
         body = json.dumps({"RequestId": request_id, "Code": "InternalError" if code == 500 else "InvalidRequest",
@@ -806,9 +819,22 @@ class _StsHandler(BaseHTTPRequestHandler):
         log.debug("sts %s %s", getattr(self, "command", None) or "-", path.split("?", 1)[0])
 
 
+class _StsServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def shutdown_request(self, request: Any) -> None:
+        lingering_close(request)  # one implementation for both emulators
+        self.close_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client hanging up is routine; anything else goes to the log (not stderr) with its traceback.
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            return
+        log.exception("unexpected error serving an STS request")
+
+
 def make_sts_server(host: str, port: int, service: StsService) -> ThreadingHTTPServer:
     """An STS HTTP server bound to host:port (not started: run serve_forever in a thread)."""
     handler = type("BoundStsHandler", (_StsHandler,), {"service": service})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+    return _StsServer((host, port), handler)

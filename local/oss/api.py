@@ -741,7 +741,10 @@ class OssApi:
             return Reply(304, {"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]})
         for param, header in rules.RESPONSE_OVERRIDES.items():
             if param in call.params:
-                headers[header] = call.params[param]
+                value = call.params[param]
+                if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):  # no header injection
+                    raise invalid_argument(f"{param} contains a control character.", ArgumentName=param)
+                headers[header] = value
         if _wants_gzip(call, record):
             for name in ("ETag", "Accept-Ranges"):
                 headers.pop(name)

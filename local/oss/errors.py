@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from xml.sax.saxutils import escape
+import re
+from xml.sax.saxutils import escape as _escape
+
+# Characters XML 1.0 cannot carry (C0 controls except tab/LF/CR, lone surrogates): an error document
+# echoing a client's method, key or header must stay parseable, so they become U+FFFD.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def escape(text: str) -> str:
+    return _escape(_NOT_XML.sub("\ufffd", text))
 
 MESSAGES = {
     "AccessDenied": "AccessDenied",

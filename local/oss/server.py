@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import logging
+import socket
 import sys
 import time
 import uuid
@@ -38,6 +39,10 @@ class OssHttpServer(ThreadingHTTPServer):
         self.virtual_host_bases = tuple(base.lower() for base in virtual_host_bases)
         super().__init__(address, OssRequestHandler)
 
+    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
+        lingering_close(request)
+        self.close_request(request)
+
     def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
         # A client hanging up mid-request is routine; anything else is logged with its traceback.
         error = sys.exc_info()[1]
@@ -45,6 +50,19 @@ class OssHttpServer(ThreadingHTTPServer):
             log.debug("connection from %s dropped: %s", client_address[0], type(error).__name__)
             return
         log.exception("unexpected error serving %s", client_address[0])
+
+
+def lingering_close(connection: socket.socket, seconds: float = 1.0) -> None:
+    """Half-close, then read and drop what the client still sends (a body we refused) for a moment, so
+    that closing does not reset the connection and destroy the answer before the client reads it."""
+    try:
+        connection.shutdown(socket.SHUT_WR)
+        connection.settimeout(0.2)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and connection.recv(65536):
+            pass
+    except OSError:
+        pass
 
 
 def _is_ip(text: str) -> bool:
@@ -102,7 +120,9 @@ class OssRequestHandler(BaseHTTPRequestHandler):
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # http.server's own errors (malformed request line, oversized headers, HTTP/2 preface...) answer
-        # with an OSS error document instead of an HTML page; the raw request line is never echoed.
+        # with an OSS error document instead of an HTML page; the raw request line is never echoed. An
+        # unknown HTTP version is the client's fault: 400, not 505.
+        code = 400 if code == 505 else code
         self.close_connection = True
         request_id = uuid.uuid4().hex[:24].upper()
         error = OssError(code, "InternalError" if code == 500 else "InvalidRequest",
@@ -114,6 +134,8 @@ class OssRequestHandler(BaseHTTPRequestHandler):
             self.send_response(code)
             self.send_header("Content-Type", "application/xml")
             self.send_header("x-oss-request-id", request_id)
+            if getattr(self, "command", None) == "HEAD":
+                self.send_header("x-oss-err", base64.b64encode(body).decode())
             self.send_header("Connection", "close")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

@@ -21,6 +21,9 @@ ERROR_REF = {"$ref": "#/components/schemas/Error"}
 MAX_TEXT = 1024  # shared/url_options.py: text options are at most 1024 characters
 MAX_BATCH = 1000  # SIGN_MAX_BATCH's upper bound
 SECURITY = [{"ApiKey": []}, {"Bearer": []}]
+SECURITY_BY_AUTH_MODE = {"apikey": [{"ApiKey": []}], "jwt": [{"Bearer": []}], "none": [{}]}
+# shared/keys.py validate_key: 1..1023 UTF-8 bytes, no control characters, not starting with '/' or '\'.
+KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 1023, "pattern": r"^[^/\\\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"}
 
 
 def _empty_or(schema: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +107,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
 def _components() -> dict[str, Any]:
     options = _option_schemas()
     sign_entry = {"type": "object", "required": ["key"], "additionalProperties": False,
-                  "properties": {"key": {"type": "string", "minLength": 1}, **options}}
+                  "properties": {"key": KEY_SCHEMA, **options}}
     return {
         "securitySchemes": {
             "ApiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key",
@@ -187,22 +190,28 @@ def _components() -> dict[str, Any]:
                     "failed": {"type": "integer", "minimum": 0},
                 },
             },
+            "SignEntry": sign_entry,
             "SignRequest": {
                 "type": "object", "additionalProperties": False,
                 "description": "One key (key) or a batch (keys: strings, or objects with their own options); the "
                                "other fields are options for every key.",
                 "properties": {
-                    "key": {"type": "string", "minLength": 1},
-                    "keys": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH,
-                             "items": {"oneOf": [{"type": "string", "minLength": 1}, sign_entry]}},
+                    "key": KEY_SCHEMA,
+                    # An entry that is not a valid key or SignEntry is answered in its own result (200, with
+                    # "error"), not by refusing the call: so the items' schema admits anything.
+                    "keys": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": {
+                        "description": "A key, or a SignEntry (a key with its own options). Any other entry gets "
+                                       "its own error in the results; the rest are still signed.",
+                        "examples": ["exampledir/exampleobject.txt", {"key": "exampledir/a.txt", "expires": 60}]}},
                     **options,
                 },
+                "oneOf": [{"required": ["key"]}, {"required": ["keys"]}],
             },
         },
     }
 
 
-def _sts_operation(method: str) -> dict[str, Any]:
+def _sts_operation(method: str, security: list[dict[str, Any]]) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "operationId": f"sts{method.capitalize()}",
         "tags": ["credentials"],
@@ -210,7 +219,7 @@ def _sts_operation(method: str) -> dict[str, Any]:
         "description": "STS credentials (AssumeRole with a session policy built from the caller's scope) in the "
                        "shape the OSS SDKs take (oss2 StsAuth, alibabacloud-oss-v2, ali-oss refreshSTSToken). "
                        "Never cached (Cache-Control: no-store).",
-        "security": SECURITY,
+        "security": security,
         "responses": {
             "200": {"description": "Credentials", "headers": {"Cache-Control": {"schema": {"const": "no-store"}}},
                     "content": {"application/json": {
@@ -237,7 +246,7 @@ def _sts_operation(method: str) -> dict[str, Any]:
     return operation
 
 
-def _sign_operation(method: str) -> dict[str, Any]:
+def _sign_operation(method: str, security: list[dict[str, Any]]) -> dict[str, Any]:
     signed = {"$ref": "#/components/schemas/SignedUrl"}
     example = {"key": "exampledir/exampleobject.txt", "url": "https://demo-bucket.oss-cn-hangzhou.aliyuncs.com/"
                "exampledir/exampleobject.txt?x-oss-signature-version=OSS4-HMAC-SHA256&…", "method": "GET",
@@ -247,7 +256,7 @@ def _sign_operation(method: str) -> dict[str, Any]:
         "operationId": f"sign{method.capitalize()}",
         "tags": ["links"],
         "summary": "Pre-signed URLs (or /download proxy links) for keys inside the caller's scope",
-        "security": SECURITY,
+        "security": security,
         "responses": {
             "200": {"description": "The URL (one key) or one result per key, in order (a batch)",
                     "headers": {"Cache-Control": {"schema": {"const": "no-store"}}},
@@ -260,7 +269,7 @@ def _sign_operation(method: str) -> dict[str, Any]:
     }
     if method == "get":
         operation["parameters"] = _query_parameters(
-            {"key": {"type": "string", "minLength": 1, "description": "The object key (inside the scope)."},
+            {"key": {**KEY_SCHEMA, "description": "The object key (inside the scope)."},
              **_option_schemas()}, required=("key",))
     else:
         operation["requestBody"] = {"required": True, "content": {"application/json": {
@@ -271,7 +280,7 @@ def _sign_operation(method: str) -> dict[str, Any]:
     return operation
 
 
-def _download_operation(method: str) -> dict[str, Any]:
+def _download_operation(method: str, security: list[dict[str, Any]]) -> dict[str, Any]:
     headers = {"ETag": {"schema": {"type": "string"}}, "Last-Modified": {"schema": {"type": "string"}}}
     body = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
     return {
@@ -282,10 +291,10 @@ def _download_operation(method: str) -> dict[str, Any]:
                        "/sign?proxy=true (exp and sig; no credentials). DOWNLOAD_MODE=redirect answers 302; "
                        "stream serves objects up to DOWNLOAD_STREAM_MAX_BYTES itself, with Range and "
                        "conditional requests.",
-        "security": [*SECURITY, {}],
+        "security": [*security, {}] if {} not in security else security,
         "parameters": [
             {"name": "key", "in": "path", "required": True, "description": "The object key, percent-encoded.",
-             "schema": {"type": "string", "minLength": 1}},
+             "schema": KEY_SCHEMA},
             *_query_parameters({
                 "disposition": {"type": "string", "enum": ["inline", "attachment"]},
                 "filename": {"type": "string", "maxLength": MAX_TEXT},
@@ -307,8 +316,11 @@ def _download_operation(method: str) -> dict[str, Any]:
     }
 
 
-def document(server_url: str = "/") -> dict[str, Any]:
-    """The OpenAPI 3.1 document; ``server_url`` is where the API is served (relative: the document's origin)."""
+def document(server_url: str = "/", auth_mode: str | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document; ``server_url`` is where the API is served (relative: the document's origin).
+
+    ``auth_mode`` (AUTH_MODE) names the one way this deployment verifies callers; None lists both schemes."""
+    security = SECURITY_BY_AUTH_MODE.get(auth_mode or "", SECURITY)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -324,9 +336,10 @@ def document(server_url: str = "/") -> dict[str, Any]:
         "servers": [{"url": server_url}],
         "tags": [{"name": "credentials"}, {"name": "links"}],
         "paths": {
-            "/sts": {"get": _sts_operation("get"), "post": _sts_operation("post")},
-            "/sign": {"get": _sign_operation("get"), "post": _sign_operation("post")},
-            "/download/{key}": {"get": _download_operation("get"), "head": _download_operation("head")},
+            "/sts": {"get": _sts_operation("get", security), "post": _sts_operation("post", security)},
+            "/sign": {"get": _sign_operation("get", security), "post": _sign_operation("post", security)},
+            "/download/{key}": {"get": _download_operation("get", security),
+                                "head": _download_operation("head", security)},
         },
         "components": _components(),
     }

@@ -100,7 +100,7 @@ def handler(request: http.Request, settings: Settings, context: Any) -> http.Res
     if path in ("", "/", "/index.html"):
         return _answer(request, STATIC["index.html"], CONTENT_TYPES[".html"], settings)
     if path == "/openapi.json":
-        body = json.dumps(openapi.document(), ensure_ascii=False).encode()
+        body = json.dumps(openapi.document(auth_mode=settings.auth.mode), ensure_ascii=False).encode()
         return _answer(request, body, CONTENT_TYPES[".json"], settings)
     if path == ASSET_PREFIX + "config.json":
         body = json.dumps(page_config(settings)).encode()

@@ -27,13 +27,19 @@ def check_file(path: Path, parameters: Mapping[str, Any] | None = None) -> list[
         document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         return [Problem("template-format", str(path), f"not valid YAML: {exc}")]
-    return check(document, parameters)
+    try:
+        return check(document, parameters)
+    except SpecUnavailable as exc:
+        return [Problem("specification-unavailable", str(path), str(exc))]
 
 
 def report(problems: list[Problem], template: Path) -> str:
     """What `python -m local.roscheck` and `python -m local up` print."""
-    spec = load_spec()
     counts = f"{len(errors(problems))} error(s), {len(problems) - len(errors(problems))} warning(s)"
-    lines = [f"{template}: {counts} (ROS resource specification from {spec.describe()})"]
+    try:
+        source = f"ROS resource specification from {load_spec().describe()}"
+    except SpecUnavailable:
+        source = "ROS resource specification unavailable"
+    lines = [f"{template}: {counts} ({source})"]
     lines += [f"  {problem}" for problem in problems]
     return "\n".join(lines)

@@ -40,6 +40,21 @@ PARAMETER_KINDS = {"String": "string", "Number": "number", "Boolean": "boolean",
 NO_VALUE = "ALIYUN::NoValue"
 
 
+class Names(dict):  # type: ignore[type-arg]
+    """A template section by name; a malformed name (a list, a mapping) is simply not in it."""
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and dict.__contains__(self, key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return dict.get(self, key, default) if isinstance(key, str) else default
+
+
+def _section(document: dict[str, Any], name: str) -> Names:
+    value = document.get(name) or {}
+    return Names(value) if isinstance(value, dict) else Names()
+
+
 @dataclass
 class Feed:
     """A Ref to a parameter landing on a property with constraints (directly or through Fn::If)."""
@@ -56,9 +71,9 @@ class Context:
     spec: Spec
     values: dict[str, Any] | None  # parameter values given for a deploy, or None
     problems: list[Problem] = field(default_factory=list)
-    parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
-    conditions: dict[str, Any] = field(default_factory=dict)
-    resources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    parameters: Names = field(default_factory=Names)
+    conditions: Names = field(default_factory=Names)
+    resources: Names = field(default_factory=Names)
     used_parameters: set[str] = field(default_factory=set)
     used_conditions: set[str] = field(default_factory=set)
     edges: dict[str, dict[str, str]] = field(default_factory=dict)  # resource -> {depends on: where}
@@ -67,13 +82,20 @@ class Context:
     def report(self, code: str, path: str, message: str, level: str = ERROR) -> None:
         self.problems.append(Problem(code, path, message, level))
 
-    def parameter_kind(self, name: str) -> str | None:
+    def declared(self, name: Any) -> dict[str, Any]:
+        """A parameter's declaration ({} when missing or malformed)."""
         declared = self.parameters.get(name)
-        return PARAMETER_KINDS.get(str(declared.get("Type")), "any") if isinstance(declared, dict) else None
+        return declared if isinstance(declared, dict) else {}
+
+    def parameter_kind(self, name: str) -> str | None:
+        if name not in self.parameters:
+            return None
+        return PARAMETER_KINDS.get(str(self.declared(name).get("Type")), "any")
 
     def resource_type(self, logical_id: str) -> str | None:
         resource = self.resources.get(logical_id)
-        return resource.get("Type") if isinstance(resource, dict) else None
+        kind = resource.get("Type") if isinstance(resource, dict) else None
+        return kind if isinstance(kind, str) else None
 
 
 def check(document: Any, parameters: Mapping[str, Any] | None = None, *, spec: Spec | None = None,
@@ -113,10 +135,9 @@ def _check_sections(ctx: Context) -> None:
     for section in ("Parameters", "Conditions", "Rules", "Resources", "Outputs", "Mappings"):
         if section in doc and not isinstance(doc[section], dict):
             ctx.report("template-format", section, f"{section} must be a mapping")
-    ctx.parameters = {k: v for k, v in (doc.get("Parameters") or {}).items()} if isinstance(
-        doc.get("Parameters") or {}, dict) else {}
-    ctx.conditions = dict(doc.get("Conditions") or {}) if isinstance(doc.get("Conditions") or {}, dict) else {}
-    ctx.resources = dict(doc.get("Resources") or {}) if isinstance(doc.get("Resources") or {}, dict) else {}
+    ctx.parameters = _section(doc, "Parameters")
+    ctx.conditions = _section(doc, "Conditions")
+    ctx.resources = _section(doc, "Resources")
     if not ctx.resources:
         ctx.report("template-format", "Resources", "the template declares no resources")
 
@@ -365,7 +386,7 @@ def _check_resources(ctx: Context) -> None:
         if resource_spec is None:
             ctx.report("unknown-resource-type", f"{path}.Type", f"unknown resource type {kind!r} (not in the ROS "
                        f"resource specification of {ctx.spec.describe()})")
-        properties = resource.get("Properties", {})
+        properties = resource.get("Properties") or {}
         _walk_references(ctx, properties, f"{path}.Properties", logical_id, active)
         if resource_spec is not None:
             if not isinstance(properties, dict):
@@ -401,7 +422,7 @@ def _refer_to_resource(ctx: Context, target: str, path: str, owner: str | None, 
         ctx.edges.setdefault(owner, {}).setdefault(target, path)
     resource = ctx.resources.get(target)
     condition = resource.get("Condition") if isinstance(resource, dict) else None
-    if condition is not None and condition not in active:
+    if isinstance(condition, str) and condition not in active:
         ctx.report("conditional-reference", path, f"{how} {target}, which exists only when {condition} is true; "
                    f"guard it with Fn::If [{condition}, ..., ...] or give the referrer the same Condition")
 
@@ -480,7 +501,7 @@ def _walk_references(ctx: Context, node: Any, path: str, owner: str | None, acti
                        "in Conditions")
         else:
             ctx.used_conditions.add(name)
-        _walk_references(ctx, argument[1], f"{where}[1]", owner, active | {name})
+        _walk_references(ctx, argument[1], f"{where}[1]", owner, active | {name} if isinstance(name, str) else active)
         _walk_references(ctx, argument[2], f"{where}[2]", owner, active)
     else:
         _walk_references(ctx, argument, where, owner, active)
@@ -510,7 +531,7 @@ def _kind_fits(expected: str, produced: str | None) -> bool:
         return True
     if expected in ("map", "struct"):
         return produced == "map"
-    if expected == "string":  # ROS renders numbers and booleans given to a string property as text
+    if expected == "string":  # scalars only; a Number parameter into an environment variable is fc.py's rule
         return produced in ("string", "number", "boolean")
     return produced == expected
 
@@ -625,9 +646,7 @@ def _check_struct(ctx: Context, value: dict[str, Any], properties: Mapping[str, 
 
 def _check_feeds(ctx: Context) -> None:
     for feed in ctx.feeds:
-        declared = ctx.parameters.get(feed.parameter)
-        if not isinstance(declared, dict):
-            continue
+        declared = ctx.declared(feed.parameter)
         prop, kind = feed.prop, declared.get("Type")
         allowed = declared.get("AllowedValues") if isinstance(declared.get("AllowedValues"), list) else None
         if prop.minimum is not None or prop.maximum is not None:

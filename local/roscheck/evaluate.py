@@ -29,13 +29,14 @@ def _text(value: Any) -> str:
 
 class Evaluator:
     def __init__(self, document: Mapping[str, Any], values: Mapping[str, Any]):
-        self.parameters: Mapping[str, Any] = document.get("Parameters") or {}
-        self.conditions: Mapping[str, Any] = document.get("Conditions") or {}
+        parameters, conditions = document.get("Parameters"), document.get("Conditions")
+        self.parameters: Mapping[str, Any] = parameters if isinstance(parameters, dict) else {}
+        self.conditions: Mapping[str, Any] = conditions if isinstance(conditions, dict) else {}
         self.values = values
         self._seen: set[str] = set()
 
     def parameter(self, name: str) -> Any:
-        declared = self.parameters.get(name)
+        declared = self.parameters.get(name) if isinstance(name, str) else None
         if not isinstance(declared, dict):
             raise Unevaluable(f"Ref to {name}")
         if name in self.values:
@@ -49,7 +50,7 @@ class Evaluator:
         return value
 
     def condition(self, name: str) -> bool:
-        if name not in self.conditions or name in self._seen:
+        if not isinstance(name, str) or name not in self.conditions or name in self._seen:
             raise Unevaluable(f"condition {name}")
         self._seen.add(name)
         try:

@@ -87,7 +87,7 @@ def possible_values(ctx: Context, node: Any) -> list[Any] | None:
     if function == "Ref" and argument in ctx.parameters:
         if ctx.values is not None and argument in ctx.values:
             return [ctx.values[argument]]
-        allowed = ctx.parameters[argument].get("AllowedValues")
+        allowed = ctx.declared(argument).get("AllowedValues")
         return list(allowed) if isinstance(allowed, list) else None
     return None
 
@@ -139,7 +139,7 @@ def _check_environment(ctx: Context, logical_id: str, environment: dict[str, Any
             ctx.report("env-name", where, f"environment variable name {name!r} is not [A-Za-z_][A-Za-z0-9_]*")
         _check_env_value(ctx, value, where)
         for parameter in sorted(_parameters_in(ctx, value)):
-            declared = ctx.parameters.get(parameter, {})
+            declared = ctx.declared(parameter)
             if _truthy(declared.get("NoEcho")) and parameter not in noecho_allowed:
                 ctx.report("noecho-in-environment", where,
                            f"NoEcho parameter {parameter} is exposed in plain environment variable {name} of "
@@ -168,7 +168,7 @@ def _check_env_value(ctx: Context, value: Any, path: str) -> None:
         _check_env_value(ctx, argument[1], f"{path}.Fn::If[1]")
         _check_env_value(ctx, argument[2], f"{path}.Fn::If[2]")
     elif function == "Ref" and argument in ctx.parameters:
-        kind = ctx.parameters[argument].get("Type")
+        kind = ctx.declared(argument).get("Type")
         if kind in ("Number", "Boolean", "CommaDelimitedList", "Json"):
             ctx.report("env-not-string", path, f"Ref to {kind} parameter {argument}: FC environment values are "
                        f"strings; wrap it in Fn::Str or make the parameter a String")
@@ -204,7 +204,7 @@ def _parameters_in(ctx: Context, node: Any) -> set[str]:
 
 
 def _parameter_length(ctx: Context, name: str, bases: set[str]) -> int:
-    declared = ctx.parameters.get(name, {})
+    declared = ctx.declared(name)
     if ctx.values is not None and name in ctx.values:
         bases.add("the parameter values given")
         return len(str(ctx.values[name]).encode())
@@ -231,7 +231,7 @@ def _longest(ctx: Context, node: Any, bases: set[str]) -> int:
     if function == "Ref":
         if argument in ctx.parameters:
             return _parameter_length(ctx, argument, bases)
-        if argument in PSEUDO_LENGTHS:
+        if isinstance(argument, str) and argument in PSEUDO_LENGTHS:
             bases.add("pseudo parameters at their longest")
             return PSEUDO_LENGTHS[argument]
         return UNKNOWN_ATTRIBUTE_LENGTH

@@ -484,3 +484,31 @@ def test_local_up_refuses_a_template_ros_would_refuse(tmp_path):
     assert result.returncode == 2, result.stderr
     assert f"  {expected}\n" in result.stderr
     assert "ROS resource specification from ros-cdk-core==" in result.stderr
+
+
+# --- a malformed template gets problems, never an exception ------------------------------------------------------
+
+JUNK = [None, 7, "x", [], {}, {"Ref": []}, {"Fn::If": [{}, 1]}, {"Fn::Sub": ["${A.}", 1]}, {"Fn::GetAtt": [[1], {}]},
+        {"Condition": []}]
+
+
+def node_paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    for key, value in items:
+        found += node_paths(value, (*prefix, key))
+    return found
+
+
+def test_malformed_templates_are_reported_not_raised():
+    reported = 0
+    for path in node_paths(OLD)[1::15]:
+        for junk in JUNK:
+            document = copy.deepcopy(OLD)
+            node = document
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = copy.deepcopy(junk)
+            problems = check(document, {"AuthMode": "jwt"})
+            reported += len(problems) > len(OLD_PROBLEMS)
+    assert reported > 100  # the mutations are noticed, not just survived

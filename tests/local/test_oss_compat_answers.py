@@ -299,3 +299,10 @@ def test_product_client_decodes_the_next_continuation_token(shared_env: Env) -> 
     second = ours.list_objects_v2("prodenc/", max_keys=3, continuation_token=first.next_continuation_token)
     assert [o.key for o in first.objects + second.objects] == keys[:6]
     assert [o.key for o in ours.iter_objects("prodenc/")] == keys
+
+
+@pytest.mark.parametrize("version", V)
+def test_bucket_location(shared_env: Env, version: str) -> None:
+    assert root(shared_env, version).get_bucket_location().location == f"oss-{REGION}"
+    client = v2_client(shared_env, ROOT_AK, ROOT_SECRET, version=version)
+    assert client.get_bucket_location(oss.GetBucketLocationRequest(bucket=BUCKET)).location == f"oss-{REGION}"

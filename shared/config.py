@@ -1,9 +1,10 @@
 """Settings, read once from environment variables into frozen, typed objects.
 
 Every variable the product reads is declared once in ``VARIABLES`` (name, meaning, default, accepted
-values, which functions read it, which require it). ``load(function)`` parses them all; a missing
-required value or an invalid one raises ``ConfigError`` naming the variable and what it accepts, so a
-misconfigured function fails at start-up rather than on the first caller. The README's table of
+values, which functions read it, which require it). ``load(function)`` parses the ones that function
+reads (the others keep their defaults); a missing required value or an invalid one raises ``ConfigError``
+naming the variable and what it accepts, so a misconfigured function fails at start-up rather than on the
+first caller. The README's table of
 environment variables is checked against this registry by a test.
 """
 
@@ -635,7 +636,9 @@ def load(function: str, environ: Mapping[str, str] | None = None) -> Settings:
 
 
 def _read(variable: Variable, env: Mapping[str, str], function: str) -> Any:
-    raw = env.get(variable.name)
+    # A variable this function never reads takes its default: a bad EXPORT_FORMAT must not stop the token
+    # function (the registry's used_by is checked against the code and the template by tests).
+    raw = env.get(variable.name) if function in variable.used_by else None
     if raw is None or (raw.strip() == "" and variable.default is None):
         if function in variable.required_by:
             raise ConfigError(f"{variable.name} is required ({variable.meaning}); accepted: {variable.accepted}")

@@ -50,7 +50,9 @@ def test_as_in_the_cloud_function_credentials_of_unknown_age_cap_urls_and_say_so
     stack = make_stack(pass_credentials_expiration=False, parameters={"UseSignerRole": "false"})
     answer = _sign(stack, "key=exampledir/exampleobject.txt&expires=7200")
     assert answer["clamped"] is True and answer["clamp_reason"] == "credentials"
-    assert 3500 <= answer["expires_in"] <= 3600
+    # 3600 s from when the function read its credentials, which can be a few seconds after the request's
+    # signing time on a loaded machine: never more than that, and never the 7200 asked for.
+    assert 3500 <= answer["expires_in"] <= 3610
     with_signer = make_stack(pass_credentials_expiration=False, parameters={"UseSignerRole": "true"})
     answer = _sign(with_signer, "key=exampledir/exampleobject.txt&expires=7200")
     assert answer["clamped"] is False and answer["expires_in"] == 7200

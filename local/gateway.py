@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
+import hmac
 import io
 import json
 import os
@@ -33,7 +35,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from local.sts import Role
+from local import iam
+from local.sts import Role, _acs3_canonical_query
 from local.template import FunctionSpec, Template, TemplateError
 from local.worker import decode_result, read_frame, write_frame
 
@@ -43,10 +46,125 @@ FUNCTION_CREDENTIAL_SECONDS = 36 * 3600  # FC role credentials last 36 h
 CREDENTIAL_REFRESH_SECONDS = 12 * 3600
 RESERVED_RESPONSE_HEADERS = {"connection", "content-length", "date", "keep-alive", "server", "transfer-encoding"}
 INVOKE_PATH = re.compile(r"^/2023-03-30/functions/([^/]+)/invocations$")
+LISTEN_BACKLOG = 128  # connections the kernel queues while every handler thread is busy (socketserver's default: 5)
+SIGNATURE_SKEW_SECONDS = 15 * 60  # x-acs-date must be this close to now, as Alibaba Cloud APIs require
 
 
 class FunctionError(RuntimeError):
     """The handler raised: FC reports an unhandled function error."""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
+
+
+# --- the InvokeFunction API: ACS3-signed, by a principal allowed fc:InvokeFunction ---------------------------
+
+
+class InvokeDenied(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class InvokeAuthorizer:
+    """Checks an InvokeFunction request as FC does: an ACS3-HMAC-SHA256 signature (header form, as
+    alibabacloud-tea-openapi sends it) by the account's key, or by an STS session whose policies allow
+    ``fc:InvokeFunction`` on ``acs:fc:<region>:<account>:functions/<name>``; fresh date, unused nonce."""
+
+    def __init__(self, root_keys: Mapping[str, str], tokens: Any, region: str, account_id: str,
+                 clock: Callable[[], float] = time.time):
+        self.root_keys, self.tokens, self.region, self.account_id = dict(root_keys), tokens, region, account_id
+        self.clock = clock
+        self._nonces: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def authorize(self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes,
+                  function: str) -> str:
+        """The caller's principal; raises InvokeDenied."""
+        from urllib.parse import parse_qsl
+
+        headers = {name.lower(): value for name, value in headers.items()}
+        algorithm, _, rest = headers.get("authorization", "").partition(" ")
+        fields = dict(part.strip().partition("=")[::2] for part in rest.split(",") if "=" in part)
+        access_key_id, signed, signature = (fields.get(n, "") for n in ("Credential", "SignedHeaders", "Signature"))
+        if algorithm != "ACS3-HMAC-SHA256" or not (access_key_id and signed and signature):
+            raise InvokeDenied(401, "IncompleteSignature", "the request must carry an ACS3-HMAC-SHA256 signature")
+        signed_names = signed.split(";")
+        required = {"host", "x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256"}
+        required |= {name for name in headers if name.startswith("x-acs-")}
+        if not required <= set(signed_names) or any(name not in headers for name in signed_names):
+            raise InvokeDenied(401, "IncompleteSignature",
+                               "the signature must cover host and every x-acs-* header")
+        payload_hash = headers["x-acs-content-sha256"].lower()
+        canonical_request = "\n".join([
+            method, path, _acs3_canonical_query(parse_qsl(query, keep_blank_values=True)),
+            "".join(f"{name}:{headers[name].strip()}\n" for name in sorted(signed_names)),
+            ";".join(sorted(signed_names)), payload_hash,
+        ])
+        string_to_sign = f"{algorithm}\n{hashlib.sha256(canonical_request.encode()).hexdigest()}"
+        secret, principal, session = self._secret(access_key_id, headers.get("x-acs-security-token"))
+        expected = hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha256).hexdigest()
+        if not (hmac.compare_digest(expected, signature.lower())
+                and hmac.compare_digest(hashlib.sha256(body).hexdigest(), payload_hash)):
+            raise InvokeDenied(403, "SignatureDoesNotMatch", "the request signature does not match")
+        self._fresh(headers["x-acs-date"], headers["x-acs-signature-nonce"])
+        resource = f"acs:fc:{self.region}:{self.account_id}:functions/{function}"
+        if session is not None and not iam.is_allowed(session.role_policies, session.session_policy,
+                                                      "fc:InvokeFunction", resource):
+            raise InvokeDenied(403, "AccessDenied", f"{principal} is not allowed fc:InvokeFunction on {resource}")
+        return principal
+
+    def _secret(self, access_key_id: str, token: str | None) -> tuple[str, str, Any]:
+        if access_key_id in self.root_keys:
+            return self.root_keys[access_key_id], f"acs:ram::{self.account_id}:root", None
+        session = self.tokens.by_access_key(access_key_id) if access_key_id.startswith("STS.") else None
+        if session is None:
+            raise InvokeDenied(403, "InvalidAccessKeyId.NotFound", "the access key is not found")
+        if not token or not hmac.compare_digest(token, session.security_token):
+            raise InvokeDenied(403, "InvalidSecurityToken", "the security token is missing or does not match")
+        if session.is_expired():
+            raise InvokeDenied(403, "InvalidSecurityToken.Expired", "the security token has expired")
+        return session.access_key_secret, session.assumed_role_arn, session
+
+    def _fresh(self, date: str, nonce: str) -> None:
+        try:
+            signed_at = datetime.strptime(date, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+        except ValueError:
+            raise InvokeDenied(400, "InvalidTimeStamp.Format", "x-acs-date must be yyyy-MM-ddTHH:mm:ssZ") from None
+        now = self.clock()
+        if abs(now - signed_at) > SIGNATURE_SKEW_SECONDS:
+            raise InvokeDenied(403, "InvalidTimeStamp.Expired", "x-acs-date is more than 15 minutes from now")
+        with self._lock:
+            self._nonces = {n: at for n, at in self._nonces.items() if now - at <= 2 * SIGNATURE_SKEW_SECONDS}
+            if nonce in self._nonces:
+                raise InvokeDenied(403, "SignatureNonceUsed", "the signature nonce has been used")
+            self._nonces[nonce] = now
+
+
+def invoke_via_api(endpoint: str, function: str, body: bytes, *, access_key_id: str, access_key_secret: str,
+                   security_token: str | None = None, region: str, asynchronous: bool = False,
+                   timeout_seconds: int = 60) -> tuple[int, bytes]:
+    """InvokeFunction (2023-03-30, ROA, ACS3-signed) through alibabacloud-tea-openapi, as the export's own
+    continuation calls it: (status, body). For `local invoke` and tests."""
+    from urllib.parse import quote
+
+    from alibabacloud_tea_openapi.client import Client
+    from alibabacloud_tea_openapi.utils_models import Config, OpenApiRequest, Params
+    from darabonba.runtime import RuntimeOptions
+
+    scheme, _, host = endpoint.partition("://")
+    client = Client(Config(access_key_id=access_key_id, access_key_secret=access_key_secret,
+                           security_token=security_token, endpoint=host, protocol=scheme, region_id=region,
+                           connect_timeout=5000, read_timeout=timeout_seconds * 1000))
+    params = Params(action="InvokeFunction", version="2023-03-30", protocol=scheme, method="POST", auth_type="AK",
+                    style="ROA", pathname=f"/2023-03-30/functions/{quote(function, safe='')}/invocations",
+                    req_body_type="byte", body_type="byte")
+    request = OpenApiRequest(headers={"x-fc-invocation-type": "Async" if asynchronous else "Sync",
+                                      "content-type": "application/json"}, body=body)
+    response = client.call_api(params, request, RuntimeOptions(autoretry=False))
+    return int(response.get("statusCode", 200)), bytes(response.get("body") or b"")
 
 
 def new_request_id() -> str:
@@ -241,6 +359,7 @@ class GatewayConfig:
     # FC's python3.10 context carries no credential expiration; locally we know it and pass it (so URLs are
     # not capped at FUNCTION_CREDENTIALS_LIFETIME). False is the cloud's behaviour exactly.
     pass_credentials_expiration: bool = True
+    invoke_port: int = 0  # the InvokeFunction API, on a loopback port of its own (0: any free port)
     # None: run the functions from the repository; a directory: from the archives `make package` built there
     archives: Path | None = None
     python: str | None = None  # the interpreter for the archives (default: this one)
@@ -265,6 +384,9 @@ class Gateway:
         self.credentials_lock = threading.Lock()
         self.async_queue: queue.Queue[tuple[str, bytes, int, str] | None] = queue.Queue()
         self.server: ThreadingHTTPServer | None = None
+        self.invoke_server: ThreadingHTTPServer | None = None
+        self.authorizer = InvokeAuthorizer(cloud.config.root_keys, cloud.token_store, template.region,
+                                           template.account_id)
         self.code = CodeLayout(template, archives=config.archives, python=config.python,
                                functions_dir=config.functions_dir)
         self.log_listeners: list[Callable[[str, str], None]] = []
@@ -274,19 +396,23 @@ class Gateway:
 
     # -- lifecycle --
     def start(self) -> Gateway:
-        self.server = ThreadingHTTPServer((self.config.host, self.config.port), _make_http_handler(self))
-        self.server.daemon_threads = True
+        self.server = _Server((self.config.host, self.config.port), _make_http_handler(self))
         self.config.port = self.server.server_address[1]
+        # FC's API is another endpoint than the HTTP triggers: served on loopback only, ACS3-signed requests only
+        self.invoke_server = _Server(("127.0.0.1", self.config.invoke_port), _make_invoke_handler(self))
+        self.config.invoke_port = self.invoke_server.server_address[1]
         try:
             codes = {spec.name: self.code.for_function(spec) for spec in self.template.functions.values()}
         except Exception:
             self.server.server_close()
+            self.invoke_server.server_close()
             self.code.close()
             raise
         for spec in self.template.functions.values():
             self.pools[spec.name] = FunctionPool(spec, codes[spec.name], self._environment(spec),
                                                  self.config.instances, self._log)
         self._spawn(self.server.serve_forever)
+        self._spawn(self.invoke_server.serve_forever)
         self._spawn(self._async_loop)
         self._subscribe_oss_triggers()
         if self.config.timers:
@@ -298,9 +424,10 @@ class Gateway:
     def stop(self) -> None:
         self._stop.set()
         self.async_queue.put(None)
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+        for server in (self.server, self.invoke_server):
+            if server:
+                server.shutdown()
+                server.server_close()
         for pool in self.pools.values():
             pool.stop()
         self.code.close()
@@ -314,6 +441,11 @@ class Gateway:
     @property
     def url(self) -> str:
         return f"http://{self.config.host}:{self.config.port}"
+
+    @property
+    def invoke_url(self) -> str:
+        """The InvokeFunction endpoint (FC's https://<account>.<region>.fc.aliyuncs.com)."""
+        return f"http://127.0.0.1:{self.config.invoke_port}"
 
     def _spawn(self, target: Callable[..., Any], *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True)
@@ -350,7 +482,7 @@ class Gateway:
             "OSS_ENDPOINT": oss,
             "OSS_INTERNAL_ENDPOINT": oss,
             "STS_ENDPOINT": f"http://{self.cloud.sts_endpoint}",
-            "ASYNC_INVOKE_ENDPOINT": self.url,
+            "ASYNC_INVOKE_ENDPOINT": self.invoke_url,
             "OSS_ACCOUNT_ID": self.template.account_id,
             "FC_ACCOUNT_ID": self.template.account_id,
             "FC_REGION": self.template.region,
@@ -563,11 +695,9 @@ def _make_http_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
-            invoke_match = INVOKE_PATH.match(parts.path)
-            if parts.path == "/__health":
-                return self._send(200, {"content-type": "application/json"}, b'{"status":"ok"}')
-            if invoke_match:
-                return self._invoke_api(invoke_match.group(1), body, request_id)
+            if parts.path == "/__health":  # `local invoke` finds the API endpoint here (it is not a secret)
+                return self._send(200, {"content-type": "application/json"},
+                                  json.dumps({"status": "ok", "invokeEndpoint": gateway.invoke_url}).encode())
             spec = gateway.route(unquote(parts.path))
             if spec is None:
                 return self._send(404, {"content-type": "application/json"},
@@ -586,17 +716,6 @@ def _make_http_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                                   json.dumps({"code": "UnhandledInvocationError", "message": str(exc),
                                               "requestId": request_id}).encode())
             self._send_function_response(result, request_id)
-
-        def _invoke_api(self, function: str, body: bytes, request_id: str) -> None:
-            if self.headers.get("x-fc-invocation-type", "").lower() == "async":
-                gateway.invoke_async(function, body)
-                return self._send(202, {"x-fc-request-id": request_id}, b"")
-            try:
-                result = gateway.invoke(function, body, request_id=request_id)
-            except FunctionError as exc:
-                return self._send(200, {"x-fc-error-type": "UnhandledInvocationError"}, str(exc).encode())
-            payload = result if isinstance(result, bytes) else json.dumps(result).encode()
-            self._send(200, {"x-fc-request-id": request_id}, payload)
 
         def _send_function_response(self, result: Any, request_id: str) -> None:
             if not isinstance(result, dict) or "statusCode" not in result:
@@ -621,3 +740,64 @@ def _make_http_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = do_PATCH = _dispatch
 
     return Handler
+
+
+def _make_invoke_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
+    class InvokeHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "local-fc-api"
+
+        def log_message(self, *_args: Any) -> None:
+            return
+
+        def do_POST(self) -> None:
+            request_id = new_request_id()
+            parts = urlsplit(self.path)
+            try:
+                length = int(self.headers.get("content-length") or 0)
+            except ValueError:
+                length = -1
+            if not 0 <= length <= 32 * 1024 * 1024:  # FC's synchronous invocation payload limit
+                return self._error(400, "InvalidArgument", "bad Content-Length", request_id)
+            body = self.rfile.read(length) if length else b""
+            match = INVOKE_PATH.match(parts.path)
+            if match is None:
+                return self._error(404, "PathNotSupported", "only InvokeFunction is served here", request_id)
+            function = unquote(match.group(1))
+            try:
+                gateway.authorizer.authorize("POST", parts.path, parts.query, dict(self.headers.items()), body,
+                                             function)
+            except InvokeDenied as denied:
+                return self._error(denied.status, denied.code, denied.message, request_id)
+            if function not in gateway.template.functions:
+                return self._error(404, "FunctionNotFound", f"function {function[:64]!r} does not exist", request_id)
+            if self.headers.get("x-fc-invocation-type", "").lower() == "async":
+                gateway.invoke_async(function, body)
+                return self._send(202, {"x-fc-request-id": request_id}, b"")
+            try:
+                result = gateway.invoke(function, body, request_id=request_id)
+            except FunctionError as exc:
+                return self._send(200, {"x-fc-error-type": "UnhandledInvocationError",
+                                        "x-fc-request-id": request_id}, str(exc).encode())
+            payload = result if isinstance(result, bytes) else json.dumps(result).encode()
+            self._send(200, {"x-fc-request-id": request_id}, payload)
+
+        def do_GET(self) -> None:
+            self._error(404, "PathNotSupported", "only InvokeFunction is served here", new_request_id())
+
+        do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = do_GET
+
+        def _error(self, status: int, code: str, message: str, request_id: str) -> None:
+            self._send(status, {"content-type": "application/json", "x-fc-request-id": request_id},
+                       json.dumps({"code": code, "message": message, "requestId": request_id}).encode())
+
+        def _send(self, status: int, headers: Mapping[str, str], payload: bytes) -> None:
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+
+    return InvokeHandler

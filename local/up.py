@@ -17,7 +17,7 @@ from typing import Any
 
 from local import template as template_module
 from local.cloud import CloudConfig, LocalCloud
-from local.gateway import FunctionError, Gateway, GatewayConfig
+from local.gateway import FunctionError, Gateway, GatewayConfig, invoke_via_api
 from local.sts import Role
 
 BUCKET = "demo-bucket"
@@ -258,6 +258,8 @@ def banner(stack: Stack) -> str:
         f"  gateway (custom-domain routes /sts /sign /download/*): {url}",
         f"  OSS emulator:  http://{stack.cloud.oss_endpoint}   bucket {BUCKET}  region {REGION}",
         f"  STS emulator:  http://{stack.cloud.sts_endpoint}",
+        f"  InvokeFunction API (ACS3-signed, account key or a role allowed fc:InvokeFunction): "
+        f"{stack.gateway.invoke_url}",
         f"  account key (local only): {stack.secrets.root_access_key_id} / {stack.secrets.root_access_key_secret}",
         f"  caller auth: {stack.auth}; caller scope: {scope}",
     ]
@@ -333,12 +335,12 @@ def invoke(argv: list[str]) -> int:
     template = template_module.load(parameters=template_parameters(args.auth, demo, data_dir=args.data))
     spec = template.function_by_short_name(args.function)
     event = with_demo_caller(event, demo_caller_headers(args.auth, demo, template.parameters["JwtAudience"]))
-    if _gateway_alive(args.gateway):
-        request = urllib.request.Request(  # noqa: S310 - a loopback URL given by the user
-            f"{args.gateway}/2023-03-30/functions/{spec.name}/invocations", data=event, method="POST",
-            headers={"x-fc-invocation-type": "Async" if args.is_async else "Sync"})
-        with urllib.request.urlopen(request, timeout=max(60, spec.timeout + 10)) as response:  # noqa: S310
-            print(response.read().decode(errors="replace") or f"accepted ({response.status})")
+    invoke_endpoint = _invoke_endpoint(args.gateway)
+    if invoke_endpoint:  # a running `local up`: its InvokeFunction API, signed with the account's key (ACS3)
+        status, body = invoke_via_api(invoke_endpoint, spec.name, event, access_key_id=demo.root_access_key_id,
+                                      access_key_secret=demo.root_access_key_secret, region=REGION,
+                                      asynchronous=args.is_async, timeout_seconds=max(60, spec.timeout + 10))
+        print(body.decode(errors="replace") or f"accepted ({status})")
         return 0
     progress = _Progress() if sys.stderr.isatty() else None
     with start_stack(data_dir=args.data, auth=args.auth, port=0, oss_port=0, sts_port=0, timers=False,
@@ -378,12 +380,13 @@ def _wait_async(gateway: Gateway, function: str, timeout: float = 3600) -> None:
         time.sleep(0.1)
 
 
-def _gateway_alive(url: str) -> bool:
+def _invoke_endpoint(url: str) -> str | None:
+    """The InvokeFunction endpoint of a running `local up` (its health answer names it), or None."""
     try:
         with urllib.request.urlopen(f"{url}/__health", timeout=0.5) as response:  # noqa: S310 - loopback
-            return response.status == 200
-    except OSError:
-        return False
+            return json.loads(response.read()).get("invokeEndpoint") if response.status == 200 else None
+    except (OSError, ValueError):
+        return None
 
 
 class _Progress:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from local.gateway import Gateway, GatewayConfig, TimerSchedule
+from local.gateway import Gateway, GatewayConfig, TimerSchedule, invoke_via_api
 from local.template import CodeLocation, FunctionSpec, RoleSpec, RouteSpec, Template, TriggerSpec
 from local.up import start_stack
 
@@ -78,19 +78,23 @@ def test_binary_body_arrives_base64(echo_gateway):
     assert status == 200 and event["isBase64Encoded"] is True
 
 
+def _invoke(gateway, stack, body: bytes, *, asynchronous: bool = False):
+    return invoke_via_api(gateway.invoke_url, "echo", body, access_key_id=stack.secrets.root_access_key_id,
+                          access_key_secret=stack.secrets.root_access_key_secret, region="cn-hangzhou",
+                          asynchronous=asynchronous)
+
+
 def test_unknown_route_and_function_errors(echo_gateway):
-    gateway, _ = echo_gateway
+    gateway, stack = echo_gateway
     status, _, body = _get(f"{gateway.url}/nowhere")
     assert status == 404 and json.loads(body)["code"] == "RouteNotFound"
-    status, _, body = _get(f"{gateway.url}/2023-03-30/functions/echo/invocations", method="POST",
-                           data=json.dumps({"hello": 1}).encode())
+    status, body = _invoke(gateway, stack, json.dumps({"hello": 1}).encode())
     assert status == 200 and json.loads(body) == {"echo": {"hello": 1}, "function": "echo"}
 
 
 def test_async_invocation_is_retried_as_configured(echo_gateway):
-    gateway, _ = echo_gateway
-    status, _, _ = _get(f"{gateway.url}/2023-03-30/functions/echo/invocations", method="POST",
-                        headers={"x-fc-invocation-type": "Async"}, data=json.dumps({"fail": True}).encode())
+    gateway, stack = echo_gateway
+    status, _ = _invoke(gateway, stack, json.dumps({"fail": True}).encode(), asynchronous=True)
     assert status == 202
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and len(gateway.invocations) < 3:

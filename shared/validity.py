@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Literal
+from typing import Literal, TypeGuard
 
 from shared.keys import CredentialsExpiring, ExpiresTooShort, InvalidExpires, InvalidOption
 
@@ -148,7 +148,7 @@ def parse_utc(value: object) -> datetime:
         raise ValueError("the time is outside the range of representable times") from None
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

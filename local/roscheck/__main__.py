@@ -7,7 +7,11 @@ import json
 import sys
 from pathlib import Path
 
+import yaml
+
 from local import roscheck
+from local.roscheck.check import environment_sizes
+from local.roscheck.fc import ENVIRONMENT_LIMIT
 from local.roscheck.spec import as_json
 from local.template import DEFAULT_TEMPLATE
 
@@ -25,6 +29,10 @@ def main(argv: list[str]) -> int:
     parameters = dict(item.split("=", 1) for item in args.parameter) if args.parameter else None
     problems = roscheck.check_file(args.template, parameters)
     print(roscheck.report(problems, args.template))
+    if not roscheck.errors(problems):
+        document = yaml.safe_load(args.template.read_text(encoding="utf-8"))
+        for function, (size, basis) in environment_sizes(document, parameters).items():
+            print(f"  environment of {function}: {size} of {ENVIRONMENT_LIMIT} bytes ({basis})")
     return 1 if roscheck.errors(problems) else 0
 
 

@@ -122,6 +122,21 @@ def check(document: Any, parameters: Mapping[str, Any] | None = None, *, spec: S
     return ctx.problems
 
 
+def environment_sizes(document: dict[str, Any], parameters: Mapping[str, Any] | None = None, *,
+                      spec: Spec | None = None) -> dict[str, tuple[int, str]]:
+    """Each FC3 function's estimated environment size in bytes (keys plus values) and what it is based on."""
+    ctx = Context(document, spec or load_spec(), dict(parameters) if parameters is not None else None)
+    _check_sections(ctx)
+    sizes: dict[str, tuple[int, str]] = {}
+    for logical_id, resource in ctx.resources.items():
+        if isinstance(resource, dict) and resource.get("Type") == fc.FUNCTION:
+            environment = (resource.get("Properties") or {}).get("EnvironmentVariables")
+            if isinstance(environment, dict):
+                total, _, bases = fc.environment_size(ctx, environment)
+                sizes[logical_id] = (total, ", ".join(sorted(bases)) or "literal values")
+    return sizes
+
+
 # --- sections and parameters -------------------------------------------------------------------------------------
 
 def _check_sections(ctx: Context) -> None:

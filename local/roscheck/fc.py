@@ -128,11 +128,17 @@ def _check_function(ctx: Context, logical_id: str, props: dict[str, Any], path: 
         _check_environment(ctx, logical_id, environment, f"{path}.EnvironmentVariables", noecho_allowed)
 
 
-def _check_environment(ctx: Context, logical_id: str, environment: dict[str, Any], path: str,
-                       noecho_allowed: Mapping[str, str]) -> None:
-    total = 0
+def environment_size(ctx: Context, environment: dict[str, Any]) -> tuple[int, list[tuple[int, str]], set[str]]:
+    """(total bytes, [(bytes, name)], what the sizes are based on) for one function's EnvironmentVariables."""
     sizes: list[tuple[int, str]] = []
     bases: set[str] = set()
+    for name, value in environment.items():
+        sizes.append((len(str(name).encode()) + _longest(ctx, value, bases), str(name)))
+    return sum(size for size, _ in sizes), sizes, bases
+
+
+def _check_environment(ctx: Context, logical_id: str, environment: dict[str, Any], path: str,
+                       noecho_allowed: Mapping[str, str]) -> None:
     for name, value in environment.items():
         where = f"{path}.{name}"
         if not ENV_NAME.fullmatch(str(name)):
@@ -144,10 +150,7 @@ def _check_environment(ctx: Context, logical_id: str, environment: dict[str, Any
                 ctx.report("noecho-in-environment", where,
                            f"NoEcho parameter {parameter} is exposed in plain environment variable {name} of "
                            f"{logical_id} (readable by anyone allowed fc:GetFunction)", WARNING)
-        length = _longest(ctx, value, bases)
-        size = len(str(name).encode()) + length
-        sizes.append((size, str(name)))
-        total += size
+    total, sizes, bases = environment_size(ctx, environment)
     if total > ENVIRONMENT_LIMIT:
         largest = ", ".join(f"{name} {size}" for size, name in sorted(sizes, reverse=True)[:3])
         ctx.report("env-too-large", path,

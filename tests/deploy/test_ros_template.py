@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from local import roscheck
+from local import roscheck, template
+from local.roscheck.check import environment_sizes
 from local.up import Secrets, template_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,3 +30,15 @@ def test_the_local_stack_parameters_pass_the_template_and_its_rules(auth, tmp_pa
     values = template_parameters(auth, Secrets.load(tmp_path), {}, data_dir=tmp_path)
     problems = roscheck.check(yaml.safe_load(TEMPLATE.read_text()), values)
     assert not roscheck.errors(problems), roscheck.report(problems, TEMPLATE)
+
+
+@pytest.mark.parametrize("auth", ["apikey", "jwt", "none"])
+def test_environment_estimate_bounds_what_the_stack_resolves(auth, tmp_path):
+    values = template_parameters(auth, Secrets.load(tmp_path), {}, data_dir=tmp_path)
+    estimated = environment_sizes(yaml.safe_load(TEMPLATE.read_text()), values)
+    resolved = template.load(TEMPLATE, parameters=values)
+    assert {spec.logical_id for spec in resolved.functions.values()} == set(estimated)
+    for spec in resolved.functions.values():
+        actual = sum(len(name.encode()) + len(value.encode()) for name, value in spec.environment.items())
+        # the estimate takes role ARNs and the region at their longest; everything else is the value given
+        assert actual <= estimated[spec.logical_id][0] <= actual + 4 * 128, spec.logical_id

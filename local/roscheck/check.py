@@ -174,36 +174,39 @@ def _as_number(value: Any) -> float | None:
 
 
 def parameter_value_problems(name: str, declared: Mapping[str, Any], value: Any) -> list[str]:
-    """Why `value` does not fit parameter `name`'s own constraints (empty when it fits)."""
+    """Why `value` does not fit parameter `name`'s own constraints (empty when it fits).
+
+    A NoEcho parameter's value is never quoted: it is a secret, and these messages are printed."""
     kind = declared.get("Type")
     reasons: list[str] = []
+    shown = "the value (NoEcho, not shown)" if str(declared.get("NoEcho")).lower() == "true" else repr(value)
     allowed = declared.get("AllowedValues")
     if isinstance(allowed, list) and str(value) not in [str(a) for a in allowed]:
-        reasons.append(f"{value!r} is not one of {allowed}")
+        reasons.append(f"{shown} is not one of {allowed}")
     if kind == "Number":
         number = _as_number(value)
         if number is None:
-            return [*reasons, f"{value!r} is not a number"]
+            return [*reasons, f"{shown} is not a number"]
         low, high = _as_number(declared.get("MinValue")), _as_number(declared.get("MaxValue"))
         if low is not None and number < low:
-            reasons.append(f"{value!r} is below MinValue {declared['MinValue']}")
+            reasons.append(f"{shown} is below MinValue {declared['MinValue']}")
         if high is not None and number > high:
-            reasons.append(f"{value!r} is above MaxValue {declared['MaxValue']}")
+            reasons.append(f"{shown} is above MaxValue {declared['MaxValue']}")
     elif kind in ("String", None):
         text = str(value)
         if isinstance(declared.get("MinLength"), int) and len(text) < declared["MinLength"]:
-            reasons.append(f"{value!r} is shorter than MinLength {declared['MinLength']}")
+            reasons.append(f"{shown} is shorter than MinLength {declared['MinLength']}")
         if isinstance(declared.get("MaxLength"), int) and len(text) > declared["MaxLength"]:
-            reasons.append(f"{value!r} is longer than MaxLength {declared['MaxLength']}")
+            reasons.append(f"{shown} is longer than MaxLength {declared['MaxLength']}")
         pattern = declared.get("AllowedPattern")
         if isinstance(pattern, str):
             try:
                 if not re.fullmatch(pattern, text):
-                    reasons.append(f"{value!r} does not match AllowedPattern {pattern!r}")
+                    reasons.append(f"{shown} does not match AllowedPattern {pattern!r}")
             except re.error:
                 pass  # reported once as a bad pattern
     elif kind == "Boolean" and str(value).lower() not in ("true", "false"):
-        reasons.append(f"{value!r} is not true or false")
+        reasons.append(f"{shown} is not true or false")
     return reasons
 
 

@@ -403,6 +403,18 @@ def test_parameter_values_given_for_a_deploy_are_checked():
     assert codes_at(check(document, {**values, "Nope": "1"}), "parameter-unknown") == ["Parameters.Nope"]
 
 
+def test_a_noecho_value_is_never_quoted():
+    def secret(document: dict[str, Any]) -> None:
+        document["Parameters"]["Key"] = {"Type": "String", "NoEcho": True, "AllowedPattern": "^.{16,}$", "Default": ""}
+        env(document)["KEY"] = {"Ref": "Key"}
+    document = copy.deepcopy(CURRENT)
+    secret(document)
+    values = {name: str(spec.get("Default", "x")) for name, spec in document["Parameters"].items()}
+    problem = one(check(document, {**values, "Key": "hunter2-short"}), "parameter-value", "Parameters.Key")
+    assert "hunter2" not in str(problem)
+    assert problem.message == "value for Key: the value (NoEcho, not shown) does not match AllowedPattern '^.{16,}$'"
+
+
 def test_string_parameter_allowed_values_must_fit_the_property():
     def protocol(document: dict[str, Any]) -> None:
         document["Parameters"]["Proto"] = {"Type": "String", "AllowedValues": ["HTTP", "HTTPS", "HTTP2"],

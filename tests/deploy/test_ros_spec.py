@@ -74,3 +74,11 @@ def test_the_checker_stays_a_dev_tool():
             assert "roscheck" not in text and "ros_cdk" not in text, source
     runtime = (ROOT / "requirements.txt").read_text()
     assert "ros-cdk" not in runtime and "jsii" not in runtime
+
+
+def test_every_problem_code_the_checker_reports_is_documented():
+    from local.roscheck.problems import CODES
+
+    source = "".join(path.read_text() for path in (ROOT / "local" / "roscheck").glob("*.py"))
+    reported = set(re.findall(r'(?:report|Problem)\(\s*"([a-z-]+)"', source))
+    assert reported == set(CODES)

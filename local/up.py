@@ -18,6 +18,7 @@ from typing import Any
 from local import template as template_module
 from local.cloud import CloudConfig, LocalCloud
 from local.gateway import FunctionError, Gateway, GatewayConfig, invoke_via_api
+from local.idp import IdentityProvider
 from local.sts import Role
 
 BUCKET = "demo-bucket"
@@ -161,10 +162,17 @@ class Stack:
     template: template_module.Template
     secrets: Secrets
     auth: str
+    idp: IdentityProvider | None = None  # the demo OIDC provider (jwt callers signing in to the portal)
+
+    @property
+    def portal_url(self) -> str:
+        return f"{self.gateway.url}/"
 
     def stop(self) -> None:
         self.gateway.stop()
         self.cloud.stop()
+        if self.idp is not None:
+            self.idp.stop()
 
     def __enter__(self) -> Stack:
         return self
@@ -178,32 +186,52 @@ def start_stack(*, data_dir: Path, auth: str = "apikey", port: int = 9999, oss_p
                 parameters: dict[str, str] | None = None, env: dict[str, dict[str, str]] | None = None,
                 seed: bool = True, clock: Callable[[], float] = time.time,
                 pass_credentials_expiration: bool = True, archives: Path | None = None,
-                python: str | None = None, template_path: Path = template_module.DEFAULT_TEMPLATE) -> Stack:
-    """The emulator and the gateway, wired from template.yml; ``clock`` is the emulator's (tests move it)."""
+                python: str | None = None, template_path: Path = template_module.DEFAULT_TEMPLATE,
+                idp: bool = False, idp_port: int = 0, idp_token_lifetime: int = 3600) -> Stack:
+    """The emulator and the gateway, wired from template.yml; ``clock`` is the emulator's (tests move it).
+
+    With ``idp`` (jwt callers only) the demo OIDC provider runs too and is the stack's JWT issuer: its RS256
+    tokens are checked against its JWKS (JWT_JWKS_URL; the template's JwtJwksUrl takes https only, so the
+    local http address is given to the functions directly), and HS256 demo tokens keep working."""
     data_dir = Path(data_dir)
     demo = Secrets.load(data_dir)
+    provider = None
+    if idp and auth == "jwt":
+        provider = IdentityProvider(data_dir, host=host, port=idp_port, token_lifetime=idp_token_lifetime).start()
+        parameters = {"JwtIssuer": provider.issuer, "JwtAlgorithms": "RS256,HS256", **(parameters or {})}
+        env = dict(env or {})
+        for function in ("token", "sign", "download"):
+            env[function] = {"JWT_JWKS_URL": provider.jwks_uri, **env.get(function, {})}
     template = template_module.load(template_path, account_id=ACCOUNT_ID, region=REGION,
                                     parameters=template_parameters(auth, demo, parameters, data_dir=data_dir))
     cloud = LocalCloud(CloudConfig(
         data_dir=data_dir / "cloud", host=host, oss_port=oss_port, sts_port=sts_port, account_id=ACCOUNT_ID,
         region=REGION, root_keys={demo.root_access_key_id: demo.root_access_key_secret}, buckets=[BUCKET],
         roles=emulator_roles(template),
-        cors={BUCKET: [{"AllowedOrigin": ["*"], "AllowedMethod": ["GET", "HEAD", "PUT"], "AllowedHeader": ["*"],
-                        "ExposeHeader": ["ETag", "x-oss-request-id"], "MaxAgeSeconds": 600}]},
+        # What the portal's ali-oss needs (README "Browser access"): GET/HEAD to list and read, PUT/POST/DELETE
+        # for (multipart) uploads, ETag exposed for the parts, x-oss-request-id for error messages.
+        cors={BUCKET: [{"AllowedOrigin": ["*"], "AllowedMethod": ["GET", "HEAD", "PUT", "POST", "DELETE"],
+                        "AllowedHeader": ["*"], "ExposeHeader": ["ETag", "x-oss-request-id"],
+                        "MaxAgeSeconds": 600}]},
         cnames={"localhost": BUCKET}, clock=clock,
     )).start()
     gateway = Gateway(template, cloud, GatewayConfig(port=port, host=host, timers=timers, echo_logs=echo_logs,
                                                      instances=instances, env_overrides=env or {},
                                                      pass_credentials_expiration=pass_credentials_expiration,
                                                      archives=archives, python=python))
-    stack = Stack(cloud, gateway, template, demo, auth)
+    stack = Stack(cloud, gateway, template, demo, auth, provider)
     try:
         if seed:  # before the triggers are subscribed: seeding the demo is not an upload to react to
             seed_demo_objects(stack)
         gateway.start()
     except Exception:
         cloud.stop()
+        if provider is not None:
+            provider.stop()
         raise
+    if provider is not None:  # the portal is the provider's client: its id is the API's audience
+        port = gateway.config.port
+        provider.register(template.parameters["JwtAudience"], stack.portal_url, f"http://localhost:{port}/")
     return stack
 
 
@@ -222,15 +250,16 @@ def seed_demo_objects(stack: Stack) -> None:
 
 
 def caller_headers(stack: Stack) -> dict[str, str]:
-    return demo_caller_headers(stack.auth, stack.secrets, stack.template.parameters["JwtAudience"])
+    return demo_caller_headers(stack.auth, stack.secrets, stack.template.parameters["JwtAudience"],
+                               issuer=stack.template.parameters.get("JwtIssuer") or JWT_ISSUER)
 
 
-def demo_caller_headers(auth: str, demo: Secrets, audience: str) -> dict[str, str]:
+def demo_caller_headers(auth: str, demo: Secrets, audience: str, *, issuer: str = JWT_ISSUER) -> dict[str, str]:
     """What the demo caller sends: its API key, or a fresh JWT from the demo identity provider."""
     if auth == "apikey":
         return {"X-Api-Key": demo.api_key}
     if auth == "jwt":
-        return {"Authorization": f"Bearer {demo_jwt(demo.jwt_secret, issuer=JWT_ISSUER, audience=audience)}"}
+        return {"Authorization": f"Bearer {demo_jwt(demo.jwt_secret, issuer=issuer, audience=audience)}"}
     return {}
 
 
@@ -253,8 +282,13 @@ def banner(stack: Stack) -> str:
     header_flag = " ".join(f"-H '{k}: {v}'" for k, v in headers.items())
     scope = API_KEY_SCOPE if stack.auth != "jwt" else f"users/{JWT_SUBJECT}/"
     key = "exampledir/exampleobject.txt" if stack.auth != "jwt" else "users/demo/hello.txt"
+    sign_in = {"apikey": "with the API key below", "none": "(no sign-in: AUTH_MODE none)",
+               "jwt": "with the demo identity provider's Sign in button, or the bearer token below"}[stack.auth]
     lines = [
+        f"Portal (open in a browser): {stack.portal_url}   sign in {sign_in}",
+        "",
         "Local cloud is up (Ctrl-C to stop).",
+        f"  API description (OpenAPI 3.1): {url}/openapi.json",
         f"  gateway (custom-domain routes /sts /sign /download/*): {url}",
         f"  OSS emulator:  http://{stack.cloud.oss_endpoint}   bucket {BUCKET}  region {REGION}",
         f"  STS emulator:  http://{stack.cloud.sts_endpoint}",
@@ -262,6 +296,7 @@ def banner(stack: Stack) -> str:
         f"{stack.gateway.invoke_url}",
         f"  account key (local only): {stack.secrets.root_access_key_id} / {stack.secrets.root_access_key_secret}",
         f"  caller auth: {stack.auth}; caller scope: {scope}",
+        *([f"  demo identity provider (OIDC, local only): {stack.idp.issuer}"] if stack.idp else []),
     ]
     for name, value in headers.items():
         lines.append(f"  {name}: {value}")
@@ -294,6 +329,8 @@ def up(argv: list[str]) -> int:
     parser.add_argument("--archives", type=Path, help="run the functions from the archives `make package` built here")
     parser.add_argument("--python", help="the interpreter for --archives (e.g. a python3.10, as on FC)")
     parser.add_argument("--template", type=Path, default=template_module.DEFAULT_TEMPLATE, help="the template to run")
+    parser.add_argument("--idp-port", type=int, default=9002,
+                        help="port of the demo OIDC identity provider (started with --auth jwt)")
     args = parser.parse_args(argv)
     parameters = dict(item.split("=", 1) for item in args.parameter if "=" in item)
     from local import roscheck  # dev tool: refuse what ROS would refuse, before anything starts
@@ -307,7 +344,8 @@ def up(argv: list[str]) -> int:
     stack = start_stack(data_dir=args.data, auth=args.auth, port=args.port, oss_port=args.oss_port,
                         sts_port=args.sts_port, host=args.host, timers=not args.no_timers, parameters=parameters,
                         pass_credentials_expiration=not args.no_credential_expiration, archives=args.archives,
-                        python=args.python, template_path=args.template)
+                        python=args.python, template_path=args.template, idp=args.auth == "jwt",
+                        idp_port=args.idp_port)
     print(banner(stack), flush=True)
     try:
         while True:

@@ -52,16 +52,13 @@ def _origin(url: str) -> str | None:
 
 
 def oss_sources(settings: Settings) -> list[str]:
-    """Where ali-oss in the page connects: the bucket's virtual host on the public endpoint.
-
-    A local endpoint given as an IP (the emulator) is reached as ``<bucket>.localhost:<port>``, the emulator's
-    virtual-host form, since ali-oss has no path style; browsers resolve ``*.localhost`` to the loopback."""
+    """Where ali-oss in the page connects: the bucket's virtual host on the public endpoint, or for an endpoint
+    given as an IP (the local emulator) the endpoint itself, addressed path-style (ali-oss ``sldEnable``)."""
     endpoint = settings.oss.public_endpoint
     scheme = endpoint.scheme or settings.urls.scheme or "https"
-    if not endpoint.is_ip:
-        return [f"{scheme}://{endpoint.host}", f"{scheme}://*.{endpoint.host}"]
-    port = endpoint.host.rsplit(":", 1)[1] if ":" in endpoint.host else ""
-    return [f"{scheme}://{endpoint.host}", f"{scheme}://*.localhost" + (f":{port}" if port else "")]
+    if endpoint.is_ip:
+        return [f"{scheme}://{endpoint.host}"]
+    return [f"{scheme}://{endpoint.host}", f"{scheme}://*.{endpoint.host}"]
 
 
 def content_security_policy(settings: Settings) -> str:

@@ -160,7 +160,8 @@ def test_signer_role_by_default_trusts_only_the_link_making_functions():
                                             "ExportFunctionRole")}
     assert set(signer.trusted_principals) == makers and signer.trusted_services == []
     assert signer.max_session_duration == 43200
-    assert {a for d in signer.policies for s in d["Statement"] for a in _actions(s)} == {"oss:GetObject"}
+    granted = {a for d in signer.policies for s in d["Statement"] for a in _actions(s)}
+    assert granted == {"oss:GetObject", "oss:ListObjects"}  # each session narrows both to its scope
     for spec in loaded.functions.values():
         expected = signer.arn if spec.short_name in {"sign", "download", "on_upload", "export"} else None
         assert spec.environment.get("SIGNER_ROLE_ARN") == expected

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 NODE_SUITE := tests/local/node
 
-.PHONY: help setup run test lint bench package clean
+.PHONY: help setup browser run test lint bench package clean
 
 help:
 	@echo "make run      set up, then start the local cloud + gateway with a demo bucket (python -m local up)"
@@ -21,7 +21,19 @@ $(NODE_SUITE)/node_modules/.installed: $(NODE_SUITE)/package.json $(NODE_SUITE)/
 	cd $(NODE_SUITE) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(VENV)/.installed $(NODE_SUITE)/node_modules/.installed
+# The portal's browser tests drive Debian's Chromium (Playwright's executable_path); a CJK font renders the
+# Simplified Chinese page. Installed here when missing and we may (root with apt-get); otherwise say how. A missing
+# browser fails those tests, it never skips them.
+BROWSER_PACKAGES := chromium fonts-wqy-microhei
+browser:
+	@if command -v chromium >/dev/null 2>&1 || [ -n "$$PORTAL_CHROMIUM" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get install -y --no-install-recommends $(BROWSER_PACKAGES) >/dev/null \
+		|| { apt-get update >/dev/null && apt-get install -y --no-install-recommends $(BROWSER_PACKAGES) >/dev/null; }; \
+	else echo "The portal's browser tests need Chromium: sudo apt-get install -y $(BROWSER_PACKAGES)" \
+		"(Debian/Ubuntu), or set PORTAL_CHROMIUM to a Chromium binary." >&2; fi
+
+setup: $(VENV)/.installed $(NODE_SUITE)/node_modules/.installed browser
 
 run: setup
 	$(PY) -m local up $(ARGS)
@@ -39,4 +51,4 @@ package: $(VENV)/.installed
 	$(PY) -m local package --out dist
 
 clean:
-	rm -rf $(VENV) dist .local-data $(NODE_SUITE)/node_modules
+	rm -rf $(VENV) dist .local-data artifacts $(NODE_SUITE)/node_modules

@@ -195,3 +195,18 @@ def test_gzip_on_text_objects(shared_env: Env) -> None:
         assert "Content-Encoding" not in plain.headers
     assert "Content-Encoding" not in send("GET", url).headers  # not asked for
     assert bucket.get_object("gz/a.txt").read() == text  # oss2 does not ask for gzip
+
+
+@pytest.mark.parametrize("mode", ["root-v4", "sts-v1"])
+def test_v2_uploader_checks_the_combined_crc(shared_env: Env, mode: str, tmp_path) -> None:
+    """alibabacloud-oss-v2's multipart uploader combines the parts' CRCs itself and compares the result
+    with the x-oss-hash-crc64ecma of CompleteMultipartUpload."""
+    data = os.urandom(350 * 1024)
+    source = tmp_path / "big.bin"
+    source.write_bytes(data)
+    client = v2_client(shared_env, mode)
+    uploader = client.uploader(part_size=100 * 1024, parallel_num=2)
+    result = uploader.upload_file(oss.PutObjectRequest(bucket=BUCKET, key=f"crc/uploader-{mode}"), str(source))
+    assert int(result.hash_crc64) == reference_crc(data)
+    head = client.head_object(oss.HeadObjectRequest(bucket=BUCKET, key=f"crc/uploader-{mode}"))
+    assert head.object_type == "Multipart" and int(head.hash_crc64) == reference_crc(data)

@@ -10,7 +10,8 @@ a local cloud (OSS and STS emulators, the function role's credentials), and time
 
 - ``first answer``: inside the instance, from the start of the first invocation (import of the handler, the
   initializer if any, the handler's run) to its answer: what FC bills as the cold part of the first call;
-- ``wall``: from process spawn to the answer, interpreter start-up included.
+- ``wall``: from process spawn to the answer, interpreter start-up included;
+- ``2nd call``: the same event again in the now warm instance (so first answer minus it is the cold part).
 
 Reference in the same run, interleaved: ``import oss2`` (the SDK a caller would otherwise load), installed for 3.10
 into a layer-style directory and compiled the same way, in the same kind of fresh ``-I -S -B`` process; and the bare

@@ -233,7 +233,9 @@ class CodeLayout:
             if not layer_dir.exists():
                 layer_dir.mkdir(parents=True)
                 (layer_dir / "shared").symlink_to(self.shared_dir, target_is_directory=True)
-        return FunctionCode(self.python, ("-I", "-B"), code_dir, tuple(layer_dir for _ in spec.layers[:1]))
+        # Whatever ARN the function names (the stack's layer or ExistingLayerArn), the repository's shared/ is
+        # that layer here; a function without Layers gets none, as on FC.
+        return FunctionCode(self.python, ("-I", "-B"), code_dir, (layer_dir,) if spec.layers else ())
 
     def _from_archives(self, spec: FunctionSpec) -> FunctionCode:
         assert self.archives is not None and spec.code is not None

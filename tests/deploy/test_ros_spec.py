@@ -82,3 +82,11 @@ def test_every_problem_code_the_checker_reports_is_documented():
     source = "".join(path.read_text() for path in (ROOT / "local" / "roscheck").glob("*.py"))
     reported = set(re.findall(r'(?:report|Problem)\(\s*"([a-z-]+)"', source))
     assert reported == set(CODES)
+
+
+def test_every_pattern_of_the_specification_compiles_in_python():
+    patterns = [prop.pattern for holder in [*SPEC.resources.values(), *SPEC.structs.values()]
+                for prop in holder.properties.values() if prop.pattern]
+    assert len(patterns) > 10
+    for pattern in patterns:
+        re.compile(pattern)

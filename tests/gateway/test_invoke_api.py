@@ -142,3 +142,28 @@ def test_bad_content_length_is_a_clear_400(echo_gateway, length):  # noqa: F811
     response = connection.getresponse()
     assert response.status == 400 and json.loads(response.read())["code"] == "InvalidArgument"
     connection.close()
+
+
+def test_local_invoke_uses_the_signed_api_of_a_running_stack(tmp_path):
+    """`python -m local invoke <function> --gateway <url>` finds the API through the health answer and signs
+    with the account key kept in the data directory."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from local.up import start_stack
+
+    root_dir = Path(__file__).resolve().parents[2]
+    with start_stack(data_dir=tmp_path, auth="apikey", port=0, oss_port=0, sts_port=0, timers=False,
+                     echo_logs=False) as stack:
+        command = [sys.executable, "-m", "local", "invoke", "sign", "--gateway", stack.gateway.url,
+                   "--data", str(tmp_path)]
+        completed = subprocess.run(command, cwd=root_dir, capture_output=True, text=True, timeout=120, check=False)
+        assert completed.returncode == 0, completed.stderr
+        answer = json.loads(completed.stdout)
+        assert answer["statusCode"] == 200 and "url" in json.loads(answer["body"])
+        # answered by this running stack (not by a stack of its own, which `local invoke` starts otherwise)
+        assert stack.gateway.pools[stack.template.function_by_short_name("sign").name].started == 1
+        completed = subprocess.run([*command, "--async"], cwd=root_dir, capture_output=True, text=True,
+                                   timeout=120, check=False)
+        assert completed.returncode == 0 and completed.stdout.strip() == "accepted (202)", completed

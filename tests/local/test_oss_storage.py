@@ -148,3 +148,34 @@ def test_large_bucket_pages_do_not_slow_down(env: Env) -> None:
     directories = bucket.list_objects(prefix="data/", delimiter="/", max_keys=1000)
     assert len(directories.prefix_list) == 500
     assert time.perf_counter() - started < 2.0
+
+
+def test_an_index_from_before_crc_and_symlinks_is_upgraded(tmp_path: Path) -> None:
+    """A data directory kept across versions: the columns added later are created on open."""
+    import sqlite3
+
+    root = tmp_path / "old"
+    root.mkdir()
+    with sqlite3.connect(root / "index.sqlite3") as conn:
+        conn.executescript("""
+            CREATE TABLE buckets (name TEXT PRIMARY KEY, created REAL NOT NULL, cors TEXT NOT NULL DEFAULT '[]',
+                                  public_read INTEGER NOT NULL DEFAULT 0);
+            CREATE TABLE objects (bucket TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
+                                  last_modified REAL NOT NULL, content_type TEXT NOT NULL, metadata TEXT NOT NULL,
+                                  path TEXT NOT NULL, object_type TEXT NOT NULL DEFAULT 'Normal',
+                                  PRIMARY KEY (bucket, key)) WITHOUT ROWID;
+            CREATE TABLE parts (upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, size INTEGER NOT NULL,
+                                etag TEXT NOT NULL, md5 BLOB NOT NULL, last_modified REAL NOT NULL, path TEXT NOT NULL,
+                                PRIMARY KEY (upload_id, part_number)) WITHOUT ROWID;
+            INSERT INTO buckets (name, created) VALUES ('demo', 0);
+            INSERT INTO objects VALUES ('demo', 'old', 1, 'ETAG', 0, 'text/plain', '{}', 'aa/old', 'Normal');
+        """)
+    storage = Storage(root)
+    old = storage.get_object("demo", "old")
+    assert old is not None and old.crc64 is None and old.symlink_target is None
+    assert storage.bucket("demo")["cors_vary"] is False
+    blob = storage.write_blob([b"new"])
+    storage.put_object(old.__class__("demo", "new", blob.size, blob.etag, 1.0, "text/plain", {}, blob.path,
+                                     crc64=blob.crc64))
+    assert storage.get_object("demo", "new").crc64 == blob.crc64
+    storage.close()

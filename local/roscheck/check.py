@@ -20,9 +20,11 @@ from local.roscheck.spec import PropertySpec, Shape, Spec
 from local.roscheck.spec import load as load_spec
 
 FORMAT_VERSION = "2015-09-01"
-# Top-level sections of a ROS template (https://www.alibabacloud.com/help/ros/user-guide/template-structure).
+# Top-level sections of a ROS template (https://www.alibabacloud.com/help/ros/user-guide/template-structure,
+# and Transform: https://www.alibabacloud.com/help/ros/user-guide/transform).
 SECTIONS = ("ROSTemplateFormatVersion", "Transform", "Description", "Metadata", "Parameters", "Mappings",
-            "Conditions", "Rules", "Resources", "Outputs", "Locals", "Workspace")
+            "Conditions", "Rules", "Resources", "Outputs")
+MAX_ASSERTIONS = 100  # per rule (https://help.aliyun.com/document_detail/458934.htm)
 RESOURCE_KEYS = ("Type", "Properties", "DependsOn", "Condition", "DeletionPolicy", "Metadata", "Count",
                  "Description")
 OUTPUT_KEYS = ("Value", "Description", "Condition", "Label", "NoEcho")
@@ -355,6 +357,8 @@ def _check_rules(ctx: Context) -> None:
             ctx.report("rule-format", f"{path}.Assertions", "Assertions must be a non-empty list of {Assert, "
                        "AssertDescription}")
             continue
+        if len(assertions) > MAX_ASSERTIONS:
+            ctx.report("rule-format", f"{path}.Assertions", f"a rule takes at most {MAX_ASSERTIONS} assertions")
         for index, assertion in enumerate(assertions):
             where = f"{path}.Assertions[{index}]"
             if not isinstance(assertion, dict) or "Assert" not in assertion:

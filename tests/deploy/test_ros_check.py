@@ -280,6 +280,14 @@ def test_unknown_resource_type():
     assert [(p.code, p.path) for p in problems] == [("unknown-resource-type", "Resources.Extra.Type")]
 
 
+def test_unknown_section_and_resource_key():
+    def mutate(document: dict[str, Any]) -> None:
+        document["Output"] = {}
+        document["Resources"][FUNCTION]["DependOn"] = ROLE
+    assert sorted((p.code, p.path) for p in added(mutate)) == [
+        ("resource-key", f"Resources.{FUNCTION}.DependOn"), ("unknown-section", "Output")]
+
+
 def test_unknown_get_att_attribute():
     problems = added(lambda d: props(d, FUNCTION).update(Role={"Fn::GetAtt": [ROLE, "ARN"]}))
     assert [str(p) for p in problems] == [

@@ -532,3 +532,16 @@ def test_malformed_templates_are_reported_not_raised():
             problems = check(document, {"AuthMode": "jwt"})
             reported += len(problems) > len(OLD_PROBLEMS)
     assert reported > 100  # the mutations are noticed, not just survived
+
+
+def test_command_line_reports_and_exits_non_zero_on_errors(capsys):
+    from local.roscheck.__main__ import main
+
+    assert main([str(Path(__file__).parent / "ros_fixtures" / "template_f9725ac.yml")]) == 1
+    printed = capsys.readouterr().out
+    assert "error: Resources.ExportAsyncConfig.Properties.Qualifier:" in printed
+    assert "ROS resource specification from ros-cdk-core==" in printed
+    assert main([str(ROOT / "template.yml")]) == 0
+    printed = capsys.readouterr().out
+    assert " 0 error(s)" in printed.splitlines()[0]
+    assert f"  environment of {FUNCTION}: " in printed and " of 4096 bytes (" in printed

@@ -32,9 +32,9 @@ _SECRET_KEYS = frozenset({
 _VALUE_PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
     # JWTs: three base64url segments, the first starting with '{"' encoded.
     (("eyJ",), re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*"), MASK),
-    # Query-string signatures and tokens (V1, V4, STS).
+    # Query-string signatures and tokens (V1, V4, STS; ``sig``: a /download proxy link's, a capability too).
     (("=",), re.compile(r"(?i)((?:^|[?&;\s])(?:Signature|x-oss-signature|x-oss-security-token|security-token|"
-                     r"SecurityToken|AccessKeySecret)=)[^&\s\"']+"), r"\1" + MASK),
+                     r"SecurityToken|AccessKeySecret|sig)=)[^&\s\"']+"), r"\1" + MASK),
     # Authorization header values.
     (("OSS4-HMAC-SHA256",), re.compile(
         r"(OSS4-HMAC-SHA256\s+Credential=[^,\s]+(?:,AdditionalHeaders=[^,\s]+)?,\s*Signature=)[0-9a-fA-F]+"),

@@ -163,3 +163,8 @@ def test_exceptions_logged_by_libraries_are_masked_too():
     line = json.loads(out)
     assert line["logger"] == "somelib" and "Traceback" in line["exception"]
     assert "abcdef0123456789abcdef" not in out
+
+
+def test_proxy_link_signatures_are_masked():
+    out = _capture(url="https://api.example.test/download/a.txt?exp=1893456000&kid=AbCdEf12&sig=Zm9yZ2VkLXNpZ25hdHVyZQ")
+    assert "Zm9yZ2VkLXNpZ25hdHVyZQ" not in out and "kid=AbCdEf12" in out

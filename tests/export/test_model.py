@@ -12,9 +12,9 @@ import pytest
 
 from shared import config
 from shared.errors import InvalidParameter
-from shared.export import (
+from shared.export.checkpoint import Checkpoint
+from shared.export.model import (
     FORMULA_START,
-    Checkpoint,
     ExportOptions,
     PartBuffer,
     Row,
@@ -236,7 +236,7 @@ def test_signed_urls_never_need_csv_quoting(version: str) -> None:
 
 
 def test_url_signer_endpoints_and_bounds() -> None:
-    from shared.export import url_signer
+    from shared.export.model import url_signer
     from shared.signing import Credentials
 
     creds = Credentials("AK", "secret-secret", None, datetime(2030, 1, 1, tzinfo=timezone.utc))

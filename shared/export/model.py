@@ -1,7 +1,8 @@
-"""Bulk export, the pure parts: options, key filters, rows, part buffering and the checkpoint model.
+"""Bulk export, the pure parts: options, names, key filters, rows and formats, part buffering.
 
-No network here: functions/export/handler.py drives OSS (listing, multipart upload, checkpoints) and
-the self re-invocation; this module decides what goes into the file and what a checkpoint holds.
+No network here: shared/export/job.py drives OSS (listing, multipart upload, checkpoints) and
+shared/export/invoke.py the self re-invocation; this module decides what goes into the file
+(shared/export/checkpoint.py: what a checkpoint holds).
 
 File layout: rows (key, url, size, etag, last_modified, expires_at) sorted by key across all prefixes
 (prefixes are de-overlapped and listed in order), CSV (RFC 4180, header line, CRLF) or JSON lines.
@@ -18,12 +19,12 @@ import io
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from shared.errors import InvalidParameter
-from shared.validity import format_utc, parse_utc
+from shared.validity import Version, format_utc, parse_utc
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 __all__ = [
     "CHECKPOINT_FOLDER",
     "COLUMNS",
-    "Checkpoint",
     "ExportOptions",
     "KeyFilter",
     "PartBuffer",
@@ -142,14 +142,6 @@ def parse_options(payload: Mapping[str, Any], settings: Any, *, trigger_name: st
         raise InvalidParameter("domain 'custom' needs OSS_CUSTOM_DOMAIN to be configured")
     version = _choice(payload, "version", ("v4", "v1"), settings.urls.signature_version)
     fmt = _choice(payload, "format", ("csv", "jsonl"), export.format)
-    output_prefix = payload.get("output_prefix")
-    if output_prefix in (None, ""):
-        output_prefix = safe_name(trigger_name) + "/"
-    if (not isinstance(output_prefix, str) or output_prefix.startswith("/") or ".." in output_prefix.split("/")
-            or _CONTROL.search(output_prefix) or output_prefix.startswith(CHECKPOINT_FOLDER)):
-        raise InvalidParameter("output_prefix must be a relative folder inside EXPORT_PREFIX, without '..'")
-    if not output_prefix.endswith("/"):
-        output_prefix += "/"
     part_size = payload.get("part_size", getattr(export, "part_size", DEFAULT_PART_SIZE))
     if not isinstance(part_size, int) or isinstance(part_size, bool) or not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
         raise InvalidParameter(f"part_size must be an integer from {MIN_PART_SIZE} to {MAX_PART_SIZE} bytes")
@@ -158,9 +150,19 @@ def parse_options(payload: Mapping[str, Any], settings: Any, *, trigger_name: st
         raise InvalidParameter("notify must be true or false")
     return ExportOptions(
         prefixes=normalise_prefixes(prefixes), suffixes=tuple(suffixes), modified_since=modified_since,
-        expires=expires, scheme=scheme, domain=domain, version=version, format=fmt, output_prefix=output_prefix,
-        part_size=part_size, notify=notify,
+        expires=expires, scheme=scheme, domain=domain, version=version, format=fmt,
+        output_prefix=_output_prefix(payload, trigger_name), part_size=part_size, notify=notify,
     )
+
+
+def _output_prefix(payload: Mapping[str, Any], trigger_name: str) -> str:
+    output_prefix = payload.get("output_prefix")
+    if output_prefix in (None, ""):
+        output_prefix = safe_name(trigger_name) + "/"
+    if (not isinstance(output_prefix, str) or output_prefix.startswith("/") or ".." in output_prefix.split("/")
+            or _CONTROL.search(output_prefix) or output_prefix.startswith(CHECKPOINT_FOLDER)):
+        raise InvalidParameter("output_prefix must be a relative folder inside EXPORT_PREFIX, without '..'")
+    return output_prefix if output_prefix.endswith("/") else output_prefix + "/"
 
 
 def _string_list(payload: Mapping[str, Any], name: str, default: Sequence[str]) -> list[str]:
@@ -382,77 +384,6 @@ class PartBuffer:
         return taken
 
 
-# --- checkpoint ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Checkpoint:
-    """Everything needed to continue an export in another invocation, stored as JSON in the bucket.
-
-    Position: every object of ``prefixes[prefix_index]`` up to and including ``last_key`` (and every
-    earlier prefix) is accounted for: written in an uploaded part or filtered out. Rows after it are
-    listed again on resume, which is harmless because the signing time is fixed.
-    """
-
-    export_id: str
-    trigger_name: str
-    trigger_time: str
-    output_key: str
-    options: dict[str, Any]
-    signed_at: str
-    expires_in: int
-    state: str = "running"  # running | done | failed
-    upload_id: str | None = None
-    parts: list[list[Any]] = field(default_factory=list)  # [part number, etag, size]
-    prefix_index: int = 0
-    last_key: str | None = None
-    rows: int = 0
-    listed: int = 0
-    hops: int = 0
-    lease_owner: str | None = None
-    lease_until: str | None = None
-    started_at: str = ""
-    updated_at: str = ""
-    result: dict[str, Any] | None = None
-    notified: bool = False
-    version: int = 1
-
-    def to_json(self) -> bytes:
-        return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True, indent=1).encode("utf-8")
-
-    @classmethod
-    def from_json(cls, data: bytes | str) -> Checkpoint:
-        value = json.loads(data)
-        if not isinstance(value, dict) or value.get("version") != 1:
-            raise ValueError("not a version 1 export checkpoint")
-        known = {name for name in cls.__dataclass_fields__}
-        return cls(**{name: item for name, item in value.items() if name in known})
-
-    @property
-    def export_options(self) -> ExportOptions:
-        return ExportOptions.from_dict(self.options)
-
-    @property
-    def uploaded_bytes(self) -> int:
-        """The size of the parts uploaded so far (of the published file, once completed)."""
-        return sum(int(size) for _number, _etag, size in self.parts)
-
-    @property
-    def signed_at_time(self) -> datetime:
-        return parse_utc(self.signed_at)
-
-    def lease_held_by_other(self, claimant: str | None, now: datetime) -> bool:
-        """True while another invocation holds the lease (it has not expired and is not ours)."""
-        if self.lease_owner is None or self.lease_until is None:
-            return False
-        if claimant is not None and claimant == self.lease_owner:
-            return False
-        return parse_utc(self.lease_until) > now
-
-    def with_lease(self, owner: str | None, until: datetime | None) -> Checkpoint:
-        return replace(self, lease_owner=owner, lease_until=format_utc(until) if until else None)
-
-
 # --- URL endpoint and signer -----------------------------------------------------------------------------
 
 
@@ -466,4 +397,5 @@ def url_signer(settings: Settings, credentials: Credentials, *, domain: str = "d
 
     endpoint = url_endpoint(settings, domain=domain, scheme=scheme or None)
     return Signer(credentials, endpoint, settings.oss.bucket, region=settings.oss.region,
-                  version=version or settings.urls.signature_version, policy=validity_policy(settings))
+                  version=cast(Version, version or settings.urls.signature_version),  # both parsed as v4 | v1
+                  policy=validity_policy(settings))

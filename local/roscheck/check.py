@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.roscheck import fc
+from local.roscheck.evaluate import rule_failures
 from local.roscheck.nodes import get_att_target, intrinsic, sub_parts, sub_variables
 from local.roscheck.problems import ERROR, WARNING, Problem
 from local.roscheck.spec import PropertySpec, Shape, Spec
@@ -102,7 +103,7 @@ class Context:
 
 def check(document: Any, parameters: Mapping[str, Any] | None = None, *, spec: Spec | None = None,
           noecho_allowed: Mapping[str, str] | None = None) -> list[Problem]:
-    """Every problem in `document` (a loaded template.yml), errors and warnings, in template order."""
+    """Every problem in `document` (a loaded template.yml), errors and warnings, section by section."""
     if not isinstance(document, dict):
         return [Problem("template-format", "", "the template must be a mapping of sections")]
     ctx = Context(document, spec or load_spec(), dict(parameters) if parameters is not None else None)
@@ -371,8 +372,6 @@ def _check_rules(ctx: Context) -> None:
                 ctx.report("rule-format", f"{where}.AssertDescription", "AssertDescription must be a string")
             _check_expression(ctx, assertion["Assert"], f"{where}.Assert", allow_conditions=False)
     if ctx.values is not None:
-        from local.roscheck.evaluate import rule_failures  # only with values: a deploy's view
-
         for path, message in rule_failures(ctx.document, ctx.values):
             ctx.report("rule-assertion", path, message)
 

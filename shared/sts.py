@@ -105,8 +105,8 @@ class StsClient:
             retry_after = getattr(exc, "retry_after", None)
             if isinstance(exc, exceptions.ThrottlingException) or str(exc.code or "").startswith("Throttling"):
                 # The SDK gives x-acs-retry-after in milliseconds.
-                usable = isinstance(retry_after, (int, float)) and retry_after > 0
-                seconds = float(retry_after) / 1000 if usable else None
+                seconds = (float(retry_after) / 1000
+                           if isinstance(retry_after, (int, float)) and retry_after > 0 else None)
                 raise _Retryable("throttled", detail, seconds) from None
             if isinstance(exc.status_code, int) and exc.status_code >= 500:
                 raise _Retryable("server", detail) from None

@@ -77,9 +77,9 @@ def process(event: bytes | str | dict[str, Any], context: Any, runtime: Runtime)
         return {"status": "invalid", "code": error.code, "message": error.message}
     failures: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
-    for index, reason in parsed.invalid:  # permanent too: logged and skipped, the other records still count
-        logger.error("upload.invalid_record", index=index, reason=reason)
-        skipped.append({"index": index, "reason": "invalid_record", "message": reason})
+    for index, problem in parsed.invalid:  # permanent too: logged and skipped, the other records still count
+        logger.error("upload.invalid_record", index=index, reason=problem)
+        skipped.append({"index": index, "reason": "invalid_record", "message": problem})
     function_creds = credentials.function_credentials_for(context, settings)
     client = OssClient.from_settings(settings, lambda: function_creds)
     signer: Signer | None = None

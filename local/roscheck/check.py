@@ -43,7 +43,7 @@ PARAMETER_KINDS = {"String": "string", "Number": "number", "Boolean": "boolean",
 NO_VALUE = "ALIYUN::NoValue"
 
 
-class Names(dict):  # type: ignore[type-arg]
+class Names(dict[str, Any]):
     """A template section by name; a malformed name (a list, a mapping) is simply not in it."""
 
     def __contains__(self, key: object) -> bool:
@@ -413,7 +413,7 @@ def _check_resources(ctx: Context) -> None:
             if not isinstance(properties, dict):
                 ctx.report("property-type", f"{path}.Properties", "Properties must be a mapping")
                 continue
-            _check_struct(ctx, properties, resource_spec.properties, f"{path}.Properties", kind)
+            _check_struct(ctx, properties, resource_spec.properties, f"{path}.Properties", resource_spec.type)
 
 
 def _check_outputs(ctx: Context) -> None:

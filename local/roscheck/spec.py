@@ -102,7 +102,7 @@ def _member_text(archive: tarfile.TarFile, suffix: str) -> str:
             extracted = archive.extractfile(member)
             assert extracted is not None
             return extracted.read().decode("utf-8")
-    raise SpecUnavailable(f"no {suffix} in {archive.name}")
+    raise SpecUnavailable(f"no {suffix} in the ROS CDK package")
 
 
 def _generated_js(archive: tarfile.TarFile) -> str:
@@ -267,7 +267,10 @@ def load() -> Spec:
         structs.update(found_structs)
     version, core = _package_tarball(CORE_PACKAGE)
     packages[CORE_PACKAGE] = version
-    return Spec(packages=packages, resources=resources, structs=structs, **_parse_core(core))
+    found = _parse_core(core)
+    return Spec(packages=packages, resources=resources, structs=structs,
+                pseudo_parameters=found["pseudo_parameters"], intrinsic_functions=found["intrinsic_functions"],
+                parameter_types=found["parameter_types"], parameter_keys=found["parameter_keys"])
 
 
 def as_json(spec: Spec) -> dict[str, Any]:

@@ -21,7 +21,7 @@ UNMASKED = re.compile(
     r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def security_log_sweep() -> Iterator[None]:
     from local import gateway, sts, up
 

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
-import os
 import re
 import time
 import uuid
@@ -37,11 +35,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import quote
 
 from shared import config, credentials
 from shared import logging as log
-from shared.errors import AppError, InvalidParameter, UpstreamError
+from shared.errors import AppError, InvalidParameter
 from shared.events import InvalidEvent, decode_event, event_handler, parse_timer_event
 from shared.export import (
     Checkpoint,
@@ -59,6 +56,8 @@ from shared.export import (
     signing_time,
     url_signer,
 )
+from shared.export.invoke import continuation_body, invoke_self_async
+from shared.export.model import ExportFailed
 from shared.keys import InvalidKey
 from shared.scoped_signing import prefixes_scope
 from shared.signing import Signer
@@ -78,10 +77,6 @@ STALE_LOOKBACK = timedelta(days=7)  # how far back a new tick looks for exports 
 _EXPORT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 # Sorts after every key that starts with a prefix (keys are compared as UTF-8 bytes = code points).
 AFTER_PREFIX = "\U0010ffff"
-
-
-class ExportFailed(UpstreamError):
-    code = "ExportFailed"
 
 
 @dataclass
@@ -249,8 +244,7 @@ class ExportJob:
                 if stale.state != "running" or stale.lease_held_by_other(None, now):
                     continue
                 hop = stale.hops + 1
-                body = json.dumps({"continuation": {"export_id": stale.export_id, "hop": hop}}).encode()
-                invoke_self_async(self.settings, self.context, body)
+                invoke_self_async(self.settings, self.context, continuation_body(stale.export_id, hop))
                 self.logger.warning("export.resumed_stale", stale_export_id=stale.export_id, hop=hop)
         except Exception as error:  # the new tick's own export matters more
             self.logger.warning("export.stale_scan_failed", error=type(error).__name__)
@@ -468,8 +462,8 @@ class ExportJob:
         until = datetime.now(timezone.utc) + timedelta(seconds=HANDOFF_LEASE_SECONDS)
         checkpoint = checkpoint.with_lease(f"hop-{hop}", until)
         self.save(checkpoint)
-        body = json.dumps({"continuation": {"export_id": checkpoint.export_id, "hop": hop},
-                           "triggerName": checkpoint.trigger_name, "triggerTime": checkpoint.trigger_time}).encode()
+        body = continuation_body(checkpoint.export_id, hop, triggerName=checkpoint.trigger_name,
+                                 triggerTime=checkpoint.trigger_time)
         try:
             invoke_self_async(self.settings, self.context, body)
         except Exception:
@@ -550,46 +544,6 @@ class ExportJob:
             raise ExportFailed(f"export published but the webhook failed: {error.message}") from None
         checkpoint.notified = True
         self.save(checkpoint)
-
-
-# --- self re-invocation -------------------------------------------------------------------------------
-
-
-def invoke_endpoint(settings: config.Settings, environ: Any = None) -> str:
-    env = os.environ if environ is None else environ
-    if settings.export.invoke_endpoint:
-        return settings.export.invoke_endpoint
-    account = env.get("FC_ACCOUNT_ID") or settings.oss.account_id
-    region = env.get("FC_REGION") or settings.oss.region
-    return f"https://{account}.{region}.fc.aliyuncs.com"
-
-
-def invoke_self_async(settings: config.Settings, context: Any, body: bytes) -> None:
-    """FC InvokeFunction (2023-03-30, ROA, ACS3-signed with the function's credentials), asynchronous."""
-    from alibabacloud_tea_openapi import exceptions as openapi_errors
-    from alibabacloud_tea_openapi.client import Client
-    from alibabacloud_tea_openapi.utils_models import Config, OpenApiRequest, Params
-    from darabonba.runtime import RuntimeOptions
-
-    log.adopt_library_loggers()  # the SDK core adds its own console handler when first imported
-    creds = credentials.function_credentials_for(context, settings)
-    endpoint = invoke_endpoint(settings)
-    scheme, _, host = endpoint.partition("://")
-    name = os.environ.get("FC_FUNCTION_NAME") or getattr(getattr(context, "function", None), "name", "")
-    client = Client(Config(access_key_id=creds.access_key_id, access_key_secret=creds.access_key_secret,
-                           security_token=creds.security_token or None, endpoint=host, protocol=scheme,
-                           region_id=settings.oss.region, connect_timeout=5000, read_timeout=10000))
-    params = Params(action="InvokeFunction", version="2023-03-30", protocol=scheme, method="POST", auth_type="AK",
-                    style="ROA", pathname=f"/2023-03-30/functions/{quote(name, safe='')}/invocations",
-                    req_body_type="byte", body_type="byte")
-    request = OpenApiRequest(headers={"x-fc-invocation-type": "Async", "x-fc-log-type": "None",
-                                      "content-type": "application/json"}, body=body)
-    try:
-        client.call_api(params, request, RuntimeOptions(autoretry=True, max_attempts=3))
-    except openapi_errors.AlibabaCloudException as error:
-        raise ExportFailed(f"could not continue the export asynchronously: {getattr(error, 'code', '')}") from None
-    except Exception as error:  # network failures surface as various darabonba exceptions
-        raise ExportFailed(f"could not continue the export asynchronously: {type(error).__name__}") from None
 
 
 __all__ = ["ExportJob", "Hooks", "Runtime", "handler", "invoke_self_async", "parse_request", "run"]

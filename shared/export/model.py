@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, cast
 
-from shared.errors import InvalidParameter
+from shared.errors import InvalidParameter, UpstreamError
 from shared.validity import Version, format_utc, parse_utc
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHECKPOINT_FOLDER",
     "COLUMNS",
+    "ExportFailed",
     "ExportOptions",
     "KeyFilter",
     "PartBuffer",
@@ -57,6 +58,12 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _OPTION_NAMES = frozenset({"prefixes", "suffixes", "modified_since", "expires", "https", "scheme", "domain",
                            "version", "format", "output_prefix", "part_size", "notify"})
+
+
+class ExportFailed(UpstreamError):
+    """An export that cannot go on now (continuation refused, webhook down, too many hops): the platform retries."""
+
+    code = "ExportFailed"
 
 
 # --- options --------------------------------------------------------------------------------------------

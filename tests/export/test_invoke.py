@@ -16,8 +16,9 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 
-from functions.export.handler import ExportFailed, invoke_endpoint, invoke_self_async
 from shared import config
+from shared.export.invoke import invoke_endpoint, invoke_self_async
+from shared.export.model import ExportFailed
 
 SECRET = "function-secret-0123456789abcdef"
 TOKEN = "CAIS-function-token-0123456789"

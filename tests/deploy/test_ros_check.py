@@ -508,8 +508,8 @@ def test_local_up_refuses_a_template_ros_would_refuse(tmp_path):
 
 # --- a malformed template gets problems, never an exception ------------------------------------------------------
 
-JUNK = [None, 7, "x", [], {}, {"Ref": []}, {"Fn::If": [{}, 1]}, {"Fn::Sub": ["${A.}", 1]}, {"Fn::GetAtt": [[1], {}]},
-        {"Condition": []}]
+JUNK: list[Any] = [None, 7, "x", [], {}, {"Ref": []}, {"Fn::If": [{}, 1]}, {"Fn::Sub": ["${A.}", 1]},
+                   {"Fn::GetAtt": [[1], {}]}, {"Condition": []}]
 
 
 def node_paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

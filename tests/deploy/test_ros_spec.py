@@ -8,6 +8,7 @@ from local.roscheck import spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = spec.load()
+HOLDERS: list[spec.ResourceSpec | spec.StructSpec] = [*SPEC.resources.values(), *SPEC.structs.values()]
 OUR_TYPES = ("ALIYUN::FC3::Function", "ALIYUN::FC3::Trigger", "ALIYUN::FC3::CustomDomain",
              "ALIYUN::FC3::AsyncInvokeConfig", "ALIYUN::FC3::LayerVersion", "ALIYUN::RAM::Role",
              "ALIYUN::SLS::Project", "ALIYUN::SLS::Logstore", "ALIYUN::SLS::Index", "ALIYUN::OSS::Bucket")
@@ -24,7 +25,7 @@ def test_versions_recorded_are_the_pinned_ones():
 def test_every_type_we_use_is_read_with_properties_and_structures_that_resolve():
     for kind in OUR_TYPES:
         assert SPEC.resources[kind].properties, kind
-    for holder in [*SPEC.resources.values(), *SPEC.structs.values()]:
+    for holder in HOLDERS:
         for prop in holder.properties.values():
             shape = prop.shape
             while shape.item is not None:
@@ -85,8 +86,7 @@ def test_every_problem_code_the_checker_reports_is_documented():
 
 
 def test_every_pattern_of_the_specification_compiles_in_python():
-    patterns = [prop.pattern for holder in [*SPEC.resources.values(), *SPEC.structs.values()]
-                for prop in holder.properties.values() if prop.pattern]
+    patterns = [prop.pattern for holder in HOLDERS for prop in holder.properties.values() if prop.pattern]
     assert len(patterns) > 10
     for pattern in patterns:
         re.compile(pattern)

@@ -11,10 +11,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from functions.download.handler import handler, key_from_raw_path
+from functions.download.handler import handler
 from local.cloud import LocalCloud
 from local.sts import Role
 from shared import links
+from shared.downloads import key_from_raw_path
 from shared.errors import AppError
 from tests.sign.helpers import BUCKET, LINK_SECRET, body_of, context, event, install_env, local_cloud, oss2_bucket
 

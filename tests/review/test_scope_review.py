@@ -10,11 +10,11 @@ import json
 
 import pytest
 
-from functions.download.handler import key_from_raw_path
 from functions.sign.handler import handler as sign_handler
 from shared import policy
 from shared.auth import Identity
 from shared.config import load
+from shared.downloads import key_from_raw_path
 from shared.errors import AppError
 from tests.sign.helpers import body_of, context, event, install_env
 

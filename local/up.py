@@ -337,16 +337,17 @@ def up(argv: list[str]) -> int:
 
     checked = roscheck.check_file(args.template, template_parameters(args.auth, Secrets.load(args.data), parameters,
                                                                        data_dir=args.data))
-    if checked:
-        print(roscheck.report(checked, args.template), file=sys.stderr, flush=True)
     if roscheck.errors(checked):
+        print(roscheck.report(checked, args.template), file=sys.stderr, flush=True)
         return 2
     stack = start_stack(data_dir=args.data, auth=args.auth, port=args.port, oss_port=args.oss_port,
                         sts_port=args.sts_port, host=args.host, timers=not args.no_timers, parameters=parameters,
                         pass_credentials_expiration=not args.no_credential_expiration, archives=args.archives,
                         python=args.python, template_path=args.template, idp=args.auth == "jwt",
                         idp_port=args.idp_port)
-    print(banner(stack), flush=True)
+    print(banner(stack), flush=True)  # the portal's address first; the template's warnings after it
+    if checked:
+        print(roscheck.report(checked, args.template), file=sys.stderr, flush=True)
     try:
         while True:
             time.sleep(3600)

@@ -11,7 +11,7 @@ import os
 import time
 import urllib.request
 
-from local.up import DEMO_OBJECTS, root_bucket
+from local.up import DEMO_OBJECTS, banner, root_bucket
 from tests.portal.conftest import IDP_TOKEN_LIFETIME, open_page, screenshot
 
 SCOPE_FILES = {key: body for key, body in DEMO_OBJECTS.items() if key.startswith("exampledir/")}
@@ -31,6 +31,12 @@ def sign_in_with_key(page, stack) -> None:
 
 def row(page, key: str):
     return page.locator(f'tr[data-key="{key}"]')
+
+
+def test_make_run_prints_the_portal_first_and_it_answers(apikey_stack):
+    first = banner(apikey_stack).splitlines()[0]
+    assert first.startswith("Portal") and apikey_stack.portal_url in first
+    assert b'src="/portal/portal.js"' in fetch(apikey_stack.portal_url)
 
 
 def test_sign_in_with_the_demo_key_and_list_the_scope(page, apikey_stack):

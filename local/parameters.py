@@ -9,17 +9,12 @@ so a parameter set that ROS would refuse never runs here either.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
 class ParameterError(ValueError):
     """A parameter set the template refuses (the message is what ROS would say, in substance)."""
-
-
-# Rule-specific intrinsic functions this evaluator knows; ROS documents a few more (Fn::EachMemberIn, ...)
-# that the template does not use, and an unknown one is an error rather than a silent pass.
-_RULE_FUNCTIONS = {"Ref", "Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or", "Fn::Contains"}
 
 
 def resolve(document: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:
@@ -92,22 +87,36 @@ def _evaluate(node: Any, values: Mapping[str, str]) -> Any:
     if len(node) != 1:
         raise ParameterError(f"a rule expression must have one key: {sorted(node)}")
     (function, argument), = node.items()
-    if function not in _RULE_FUNCTIONS:
-        raise ParameterError(f"rule function {function} is not supported by the local gateway")
     if function == "Ref":
         if argument not in values:
             raise ParameterError(f"a rule refers to unknown parameter {argument!r}")
         return values[argument]
-    evaluated = _evaluate(argument, values)
-    if function == "Fn::Equals":
-        left, right = evaluated
-        return str(left) == str(right)
-    if function == "Fn::Not":
-        inner = evaluated[0] if isinstance(evaluated, list) else evaluated
-        return not _truth(inner)
-    if function == "Fn::And":
-        return all(_truth(item) for item in evaluated)
-    if function == "Fn::Or":
-        return any(_truth(item) for item in evaluated)
-    members, wanted = evaluated  # Fn::Contains: [[values...], value]
+    rule_function = _RULE_FUNCTIONS.get(function)
+    if rule_function is None:
+        raise ParameterError(f"rule function {function} is not supported by the local gateway")
+    return rule_function(_evaluate(argument, values))
+
+
+def _equals(arguments: list[Any]) -> bool:
+    left, right = arguments
+    return str(left) == str(right)
+
+
+def _not(argument: Any) -> bool:
+    return not _truth(argument[0] if isinstance(argument, list) else argument)
+
+
+def _contains(arguments: list[Any]) -> bool:
+    members, wanted = arguments  # Fn::Contains: [[values...], value]
     return str(wanted) in [str(member) for member in members]
+
+
+# Rule-specific intrinsic functions this evaluator knows (besides Ref); ROS documents a few more
+# (Fn::EachMemberIn, ...) that the template does not use, and an unknown one is an error, not a silent pass.
+_RULE_FUNCTIONS: Mapping[str, Callable[[Any], bool]] = {
+    "Fn::Equals": _equals,
+    "Fn::Not": _not,
+    "Fn::And": lambda items: all(_truth(item) for item in items),
+    "Fn::Or": lambda items: any(_truth(item) for item in items),
+    "Fn::Contains": _contains,
+}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,46 +132,71 @@ def load(
         raise TemplateError("ROSTemplateFormatVersion must be '2015-09-01'")
     resolver = _Resolver(document, dict(parameters or {}), account_id, region)
     template = Template(account_id=account_id, region=region, parameters=resolver.parameters)
-    resources: dict[str, Any] = document.get("Resources", {})
-    for logical_id, resource in resources.items():
+    for logical_id, resource in document.get("Resources", {}).items():
         if "Condition" in resource and not resolver.condition(resource["Condition"]):
             continue
         kind = resource["Type"]
-        props = resolver.resolve(resource.get("Properties", {}))
-        if kind == "ALIYUN::RAM::Role":
-            template.roles[logical_id] = _role(logical_id, props, account_id)
-        elif kind == "ALIYUN::FC3::Function":
-            spec = FunctionSpec(
-                logical_id=logical_id,
-                name=props["FunctionName"],
-                handler=_handler(logical_id, "Handler", props["Handler"]),
-                runtime=props["Runtime"],
-                timeout=int(props.get("Timeout", 3)),
-                memory=int(props.get("MemorySize", 512)),
-                role=_role_logical_id(resource.get("Properties", {}).get("Role")),
-                environment=_environment(logical_id, props.get("EnvironmentVariables")),
-                initializer=_initializer(logical_id, props),
-                code=_code(logical_id, props),
-                layers=tuple(props.get("Layers") or ()),
-            )
-            template.functions[spec.name] = spec
-        elif kind == "ALIYUN::FC3::LayerVersion":
-            arn = resolver.layer_version_arn(props["LayerName"])
-            template.layers[arn] = LayerSpec(logical_id, props["LayerName"], arn, _code(logical_id, props),
-                                             list(props.get("CompatibleRuntime") or []))
-        elif kind == "ALIYUN::FC3::Trigger":
-            template.triggers.append(TriggerSpec(logical_id, props["FunctionName"], props["TriggerType"],
-                                                 props["TriggerName"], props["TriggerConfig"]))
-        elif kind == "ALIYUN::FC3::CustomDomain":
-            for route in props.get("RouteConfig", {}).get("Routes", []):
-                template.routes.append(RouteSpec(route["Path"], route["FunctionName"], route.get("Methods", [])))
-        elif kind == "ALIYUN::FC3::AsyncInvokeConfig":
-            template.async_retries[props["FunctionName"]] = int(props.get("MaxAsyncRetryAttempts", 3))
-        elif kind in _NOT_RUN_LOCALLY:
+        if kind in _NOT_RUN_LOCALLY:
             continue  # validated by the ROS checker; the gateway keeps its log lines itself
-        else:
+        add = _ADD_RESOURCE.get(kind)
+        if add is None:
             raise TemplateError(f"{logical_id}: resource type {kind} is not supported by the local gateway")
+        add(template, resolver, logical_id, resource, resolver.resolve(resource.get("Properties", {})))
     return template
+
+
+# --- one reader per resource type: (template, resolver, logical id, raw resource, resolved properties) ------
+
+
+def _add_role(template: Template, resolver: _Resolver, logical_id: str, resource: Any, props: Any) -> None:
+    template.roles[logical_id] = _role(logical_id, props, template.account_id)
+
+
+def _add_function(template: Template, resolver: _Resolver, logical_id: str, resource: Any, props: Any) -> None:
+    spec = FunctionSpec(
+        logical_id=logical_id,
+        name=props["FunctionName"],
+        handler=_handler(logical_id, "Handler", props["Handler"]),
+        runtime=props["Runtime"],
+        timeout=int(props.get("Timeout", 3)),
+        memory=int(props.get("MemorySize", 512)),
+        role=_role_logical_id(resource.get("Properties", {}).get("Role")),
+        environment=_environment(logical_id, props.get("EnvironmentVariables")),
+        initializer=_initializer(logical_id, props),
+        code=_code(logical_id, props),
+        layers=tuple(props.get("Layers") or ()),
+    )
+    template.functions[spec.name] = spec
+
+
+def _add_layer(template: Template, resolver: _Resolver, logical_id: str, resource: Any, props: Any) -> None:
+    arn = resolver.layer_version_arn(props["LayerName"])
+    template.layers[arn] = LayerSpec(logical_id, props["LayerName"], arn, _code(logical_id, props),
+                                     list(props.get("CompatibleRuntime") or []))
+
+
+def _add_trigger(template: Template, resolver: _Resolver, logical_id: str, resource: Any, props: Any) -> None:
+    template.triggers.append(TriggerSpec(logical_id, props["FunctionName"], props["TriggerType"],
+                                         props["TriggerName"], props["TriggerConfig"]))
+
+
+def _add_routes(template: Template, resolver: _Resolver, logical_id: str, resource: Any, props: Any) -> None:
+    for route in props.get("RouteConfig", {}).get("Routes", []):
+        template.routes.append(RouteSpec(route["Path"], route["FunctionName"], route.get("Methods", [])))
+
+
+def _add_async_config(template: Template, resolver: _Resolver, logical_id: str, resource: Any, props: Any) -> None:
+    template.async_retries[props["FunctionName"]] = int(props.get("MaxAsyncRetryAttempts", 3))
+
+
+_ADD_RESOURCE: Mapping[str, Callable[[Template, _Resolver, str, Any, Any], None]] = {
+    "ALIYUN::RAM::Role": _add_role,
+    "ALIYUN::FC3::Function": _add_function,
+    "ALIYUN::FC3::LayerVersion": _add_layer,
+    "ALIYUN::FC3::Trigger": _add_trigger,
+    "ALIYUN::FC3::CustomDomain": _add_routes,
+    "ALIYUN::FC3::AsyncInvokeConfig": _add_async_config,
+}
 
 
 # FC documents the Python handler as "<file>.<method>" with the file at the code package root
@@ -282,31 +307,42 @@ class _Resolver:
             return node
         if len(node) == 1:
             (key, arg), = node.items()
-            if key == "Ref":
-                return self._ref(arg)
-            if key == "Fn::Sub":
-                return _SUB_RE.sub(lambda m: str(self._sub_var(m.group(1))), arg)
-            if key == "Fn::GetAtt":
-                return self._get_att(*arg)
-            if key == "Fn::If":
-                name, when_true, when_false = arg
-                return self.resolve(when_true if self.condition(name) else when_false)
-            if key == "Fn::Equals":
-                left, right = (self.resolve(a) for a in arg)
-                return str(left) == str(right)
-            if key == "Fn::Not":
-                return not self.resolve(arg[0] if isinstance(arg, list) else arg)
-            if key == "Fn::Str":
-                value = self.resolve(arg)
-                if not isinstance(value, (int, float)) or isinstance(value, bool):
-                    raise TemplateError(f"Fn::Str takes a number, not {value!r}")
-                return str(value)
-            if key == "Fn::Join":
-                separator, items = arg
-                return separator.join(str(i) for i in self.resolve(items))
+            intrinsic = self._intrinsics.get(key)
+            if intrinsic is not None:
+                return intrinsic(arg)
             if key.startswith("Fn::"):
                 raise TemplateError(f"intrinsic {key} is not supported by the local gateway")
         return {key: self.resolve(value) for key, value in node.items()}
+
+    @functools.cached_property
+    def _intrinsics(self) -> Mapping[str, Callable[[Any], Any]]:
+        return {"Ref": self._ref, "Fn::Sub": self._sub, "Fn::GetAtt": lambda arg: self._get_att(*arg),
+                "Fn::If": self._if, "Fn::Equals": self._equals, "Fn::Not": self._not, "Fn::Str": self._str,
+                "Fn::Join": self._join}
+
+    def _sub(self, text: str) -> str:
+        return _SUB_RE.sub(lambda m: str(self._sub_var(m.group(1))), text)
+
+    def _if(self, arg: list[Any]) -> Any:
+        name, when_true, when_false = arg
+        return self.resolve(when_true if self.condition(name) else when_false)
+
+    def _equals(self, arg: list[Any]) -> bool:
+        left, right = (self.resolve(a) for a in arg)
+        return str(left) == str(right)
+
+    def _not(self, arg: Any) -> bool:
+        return not self.resolve(arg[0] if isinstance(arg, list) else arg)
+
+    def _str(self, arg: Any) -> str:
+        value = self.resolve(arg)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise TemplateError(f"Fn::Str takes a number, not {value!r}")
+        return str(value)
+
+    def _join(self, arg: list[Any]) -> str:
+        separator, items = arg
+        return str(separator).join(str(i) for i in self.resolve(items))
 
     def _ref(self, name: str) -> Any:
         if name in self.pseudo:

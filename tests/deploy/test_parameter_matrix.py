@@ -70,6 +70,10 @@ SAMPLES: dict[str, list[str]] = {
     "UploadSuffix": ["", ".pdf"],
     "WebhookUrl": ["", "https://hooks.example.net/oss", "ftp://hooks.example.net", "hooks"],
     "WebhookSecret": ["", "short", "w" * 24],
+    "WebhookPreviousSecret": ["", "short", "w" * 24, "p" * 24],
+    "WebhookPreviousUntil": ["", "2027-01-31T00:00:00Z", "tomorrow", "2027-02-30T00:00:00Z"],
+    "DownloadLinkPreviousSecret": ["", "short", "k" * 32, "p" * 32],
+    "DownloadLinkPreviousUntil": ["", "2027-01-31T00:00:00Z", "soon", "2027-13-01T00:00:00Z"],
     "ExportCron": ["CRON_TZ=Asia/Shanghai 0 0 2 * * *", "@every 6h", "0 0 2 * *"],
     "ExportPrefixes": ["", "reports/", "reports/,invoices/2026/", "reports", "/reports/", "_exports/", "a/../b/"],
     "LogProjectName": ["", "my-logs"],
@@ -152,7 +156,9 @@ def parameter_sets() -> Iterator[tuple[str, dict[str, str]]]:
     interacting = ["AuthMode", "ApiKeys", "AnonymousScope", "JwtIssuer", "JwtJwksUrl", "JwtHs256Secret",
                    "JwtAlgorithms", "ApiDomainName", "DownloadLinkSecret", "ApiDomainCertificate",
                    "ApiDomainPrivateKey", "WebhookUrl", "WebhookSecret", "UrlMaxExpires", "UrlDefaultExpires",
-                   "StsMaxDuration", "LogProjectName", "LogstoreName", "UseSignerRole", "AllowWrite"]
+                   "StsMaxDuration", "LogProjectName", "LogstoreName", "UseSignerRole", "AllowWrite",
+                   "DownloadLinkPreviousSecret", "DownloadLinkPreviousUntil", "WebhookPreviousSecret",
+                   "WebhookPreviousUntil"]
     for first, second in itertools.combinations(interacting, 2):
         for a, b in itertools.product(candidates(first, PARAMETERS[first]), candidates(second, PARAMETERS[second])):
             yield f"apikey/{first}={a[:20]!r},{second}={b[:20]!r}", {**BASES["apikey"], first: a, second: b}

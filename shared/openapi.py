@@ -3,7 +3,7 @@
 One source of truth: the portal function serves ``document()`` at ``/openapi.json``, and ``docs/openapi.json``
 is this module's output (``python -m shared.openapi > docs/openapi.json``; a test keeps the two equal).
 tests/portal/test_openapi.py holds the document against the code: the parameters listed here must be exactly the
-ones the handlers' parsers accept (shared/url_options.py, functions/token, functions/download, shared/links.py),
+ones the handlers' parsers accept (shared/url_options.py, functions/token, shared/downloads.py, shared/links.py),
 and real answers of the running local stack must validate against the response schemas; schemathesis then
 drives every operation with generated and invalid inputs (tests/portal/test_schemathesis.py).
 

@@ -51,8 +51,9 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def apikey_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    # Every /sts call is a fresh AssumeRole (no reuse), so a test that expires sessions gets new ones.
     stack = start_stack(data_dir=tmp_path_factory.mktemp("portal"), auth="apikey", port=0, oss_port=0, sts_port=0,
-                        timers=False, echo_logs=False, instances=1)
+                        timers=False, echo_logs=False, instances=1, env={"token": {"STS_CACHE_SECONDS": "0"}})
     yield stack
     stack.stop()
 

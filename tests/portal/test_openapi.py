@@ -15,10 +15,9 @@ from urllib.parse import quote, urlencode, urlsplit
 import jsonschema_rs
 import pytest
 
-from functions.download import handler as download_handler
 from functions.token import handler as token_handler
 from local.up import caller_headers
-from shared import config, links, openapi, policy, url_options, validity
+from shared import config, downloads, links, openapi, policy, url_options, validity
 from shared.errors import AppError, InvalidParameter
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,7 +80,7 @@ def test_sts_parameters_are_the_token_functions():
 
 
 def test_download_parameters_are_the_download_functions_and_the_links():
-    assert query_names("/download/{key}", "get") == download_handler.QUERY_OPTIONS | links.LINK_PARAMS
+    assert query_names("/download/{key}", "get") == downloads.QUERY_OPTIONS | links.LINK_PARAMS
     assert query_names("/download/{key}", "head") == query_names("/download/{key}", "get")
 
 

@@ -367,6 +367,32 @@
     });
   }
 
+  // ali-oss renews credentials on a timer only; the store may still refuse them first (a clock that differs, a
+  // revoked session): renew once on those answers and try again. A refusal may also reach the page as no answer
+  // at all (an error answer without CORS headers is hidden from scripts), so that is retried once too.
+  const EXPIRED_CREDENTIALS = ['SecurityTokenExpired', 'InvalidAccessKeyId', 'InvalidSecurityToken'];
+  const worthRenewing = (error) => EXPIRED_CREDENTIALS.includes(error.code) || !(error.status > 0);
+
+  async function renewCredentials() {
+    const fresh = await credentials(state.sts.Actions);
+    state.sts = fresh;
+    Object.assign(state.client.options, {
+      accessKeyId: fresh.AccessKeyId, accessKeySecret: fresh.AccessKeySecret, stsToken: fresh.SecurityToken,
+      refreshSTSTokenInterval: stsInterval(fresh),
+    });
+    state.client.stsTokenFreshTime = new Date();
+  }
+
+  async function withOss(call) {
+    try {
+      return await call(state.client);
+    } catch (error) {
+      if (!worthRenewing(error)) throw error;
+      await renewCredentials();
+      return call(state.client);
+    }
+  }
+
   const can = (action) => Boolean(state.sts && state.sts.Actions.includes(action));
 
   // --- views --------------------------------------------------------------------------------------------------
@@ -429,10 +455,10 @@
     hideError();
     say(t('loading'));
     try {
-      const answer = await state.client.listV2({
+      const answer = await withOss((client) => client.listV2({
         prefix: state.prefix, delimiter: '/', 'max-keys': PAGE_SIZE,
         ...(state.tokens[state.page] ? { 'continuation-token': state.tokens[state.page] } : {}),
-      });
+      }));
       state.listing = {
         folders: (answer.prefixes || []).filter((name) => name !== state.prefix),
         files: (answer.objects || []).filter((item) => item.name !== state.prefix),
@@ -538,7 +564,7 @@
         query: { key, expires: '300', disposition: 'attachment', filename: baseName(key) },
       });
       // A link to a missing object would replace this page with the store's XML error: ask first.
-      if (state.client) await state.client.head(key);
+      if (state.client) await withOss((client) => client.head(key));
       navigateTo(signed.url);
     } catch (error) {
       showError(error);

@@ -12,7 +12,7 @@ import json
 import random
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,10 @@ from local.up import Stack, root_bucket, start_stack
 from local.worker import build_context
 from shared import config, credentials
 from shared.export import Checkpoint, read_rows
+from shared.export.job import ExportJob, Runtime, run_export
+from shared.export.request import parse_request
+from shared.export.store import CheckpointStore
+from shared.storage import OssClient
 from shared.webhook import verify_signature
 from tests.on_upload.receiver import Receiver, webhook_receiver
 
@@ -175,15 +179,40 @@ def test_forced_continuation_writes_the_same_file(stack: Stack, reference: dict[
     assert_same_export(read_export(stack, done["key"]), reference["body"])
 
 
-def in_process(stack: Stack) -> tuple[Any, Any, Any]:
-    """The export handler in this process, with the environment and credentials the gateway gives it."""
-    from functions.export import handler as export_handler
+class InProcess:
+    """The export job in this process, with the environment and credentials the gateway gives the function, and
+    an OSS client the test may wrap (to crash after a part, for instance)."""
 
-    spec = stack.template.function_by_short_name("export")
-    env = stack.gateway._environment(spec)
-    context = build_context(stack.gateway._context(spec, "1-inprocess-crash", None))
-    runtime = export_handler.Runtime.from_settings(config.load("export", env))
-    return export_handler, runtime, context
+    def __init__(self, stack: Stack) -> None:
+        spec = stack.template.function_by_short_name("export")
+        self.context = build_context(stack.gateway._context(spec, "1-inprocess-crash", None))
+        self.runtime = Runtime.from_settings(config.load("export", stack.gateway._environment(spec)))
+        creds = credentials.function_credentials(self.context)
+        self.client: Any = OssClient.from_settings(self.runtime.settings, lambda: creds)
+
+    def run(self, event: bytes, *, clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+        return run_export(parse_request(event, self.runtime.settings), self.context, self.runtime, self.client,
+                          clock=clock)
+
+
+class AfterPart:
+    """An OSS client calling ``observe(n)`` once a saved checkpoint records its n-th uploaded part (the checkpoint
+    is saved right after each part is stored); ``observe`` may raise to crash the export there."""
+
+    def __init__(self, client: OssClient, observe: Callable[[int], None]) -> None:
+        self.client, self.observe, self.seen = client, observe, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def put_object(self, key: str, data: bytes, **options: Any) -> str:
+        etag = self.client.put_object(key, data, **options)
+        if "/.checkpoints/" in key:
+            parts = len(Checkpoint.from_json(data).parts)
+            if parts > self.seen:
+                self.seen = parts
+                self.observe(parts)
+        return etag
 
 
 class Crash(RuntimeError):
@@ -192,7 +221,7 @@ class Crash(RuntimeError):
 
 def test_a_crash_resumes_from_the_checkpoint_without_missing_or_repeating_rows(
         stack: Stack, reference: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    export_handler, runtime, context = in_process(stack)
+    job = InProcess(stack)
     spec = stack.template.function_by_short_name("export")
     monkeypatch.setenv("FC_FUNCTION_NAME", spec.name)
     event = timer_event("crash", PAYLOAD)
@@ -204,9 +233,9 @@ def test_a_crash_resumes_from_the_checkpoint_without_missing_or_repeating_rows(
         if number == 3:
             raise Crash("simulated crash after part 3")
 
-    runtime.hooks.after_part = after_part
+    job.client = AfterPart(job.client, after_part)
     with pytest.raises(Crash):
-        export_handler.run(event, context, runtime)
+        job.run(event)
     assert [d["status"] for d in duplicates] == ["in_progress"]
     saved = checkpoint(stack, "crash-" + TICK.strftime("%Y%m%dT%H%M%SZ"))
     assert saved.state == "running" and len(saved.parts) == 3 and saved.lease_owner is None
@@ -220,9 +249,9 @@ def test_a_crash_resumes_from_the_checkpoint_without_missing_or_repeating_rows(
 def test_a_crash_after_an_uploaded_but_unrecorded_part_is_idempotent(
         stack: Stack, reference: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """Part 2 reaches OSS but the checkpoint save after it fails: the retry re-uploads part 2 over itself."""
-    export_handler, runtime, context = in_process(stack)
-    job_class = export_handler.ExportJob
-    original_save = job_class.save
+    job = InProcess(stack)
+    store_class = CheckpointStore
+    original_save = store_class.save
     calls = {"parts": 0}
 
     def failing_save(self: Any, state: Checkpoint, *, create: bool = False) -> bool:
@@ -231,11 +260,11 @@ def test_a_crash_after_an_uploaded_but_unrecorded_part_is_idempotent(
             raise Crash("checkpoint write lost")
         return original_save(self, state, create=create)
 
-    monkeypatch.setattr(job_class, "save", failing_save)
+    monkeypatch.setattr(store_class, "save", failing_save)
     event = timer_event("lost", PAYLOAD)
     with pytest.raises(Crash):
-        export_handler.run(event, context, runtime)
-    monkeypatch.setattr(job_class, "save", original_save)
+        job.run(event)
+    monkeypatch.setattr(store_class, "save", original_save)
     saved = checkpoint(stack, "lost-" + TICK.strftime("%Y%m%dT%H%M%SZ"))
     assert len(saved.parts) == 1  # the checkpoint knows 1 part...
     held = root_bucket(stack).list_parts(saved.output_key, saved.upload_id).parts
@@ -248,16 +277,16 @@ def test_a_crash_after_an_uploaded_but_unrecorded_part_is_idempotent(
 def test_a_killed_run_is_resumed_once_its_lease_expires(
         stack: Stack, reference: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """A run killed without releasing its lease (timeout, OOM): duplicates wait, the lease expires, a retry resumes."""
-    export_handler, runtime, context = in_process(stack)
+    job = InProcess(stack)
 
     def kill(number: int) -> None:
         if number == 2:
             raise Crash("killed")
 
-    runtime.hooks.after_part = kill
+    job.client = AfterPart(job.client, kill)
     event = timer_event("killed", PAYLOAD)
     with pytest.raises(Crash):
-        export_handler.run(event, context, runtime)
+        job.run(event)
     state_key = "_exports/.checkpoints/killed-" + TICK.strftime("%Y%m%dT%H%M%SZ") + ".json"
     saved = checkpoint(stack, "killed-" + TICK.strftime("%Y%m%dT%H%M%SZ"))
     soon = datetime.now(timezone.utc) + timedelta(minutes=10)
@@ -325,7 +354,7 @@ def test_hand_off_with_parts_spanning_several_prefixes_loses_no_rows(
         stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     """40 prefixes of 10 keys, parts spanning many of them: a hand-off with rows of finished prefixes still in
     memory must resume from the last uploaded row, not from the next prefix."""
-    export_handler, runtime, context = in_process(stack)
+    job = InProcess(stack)
     monkeypatch.setenv("FC_FUNCTION_NAME", stack.template.function_by_short_name("export").name)
     batches = 4
     payload = {"prefixes": [f"data/b{b:02d}/00{d}" for b in range(batches) for d in range(10)], "format": "csv",
@@ -335,7 +364,7 @@ def test_hand_off_with_parts_spanning_several_prefixes_loses_no_rows(
     def late_clock() -> float:  # the first reading starts the invocation, every later one is past its deadline
         return 0.0 if next(ticks) == 0 else 10_000.0
 
-    first = export_handler.run(timer_event("spanning", payload), context, runtime, clock=late_clock)
+    first = job.run(timer_event("spanning", payload), clock=late_clock)
     assert first["status"] == "continued", first
     saved = checkpoint(stack, first["export_id"])
     assert len(saved.parts) == 1 and saved.prefix_index > 0  # the first part ended inside a later prefix
@@ -369,30 +398,26 @@ def test_the_checkpoint_is_created_only_once(stack: Stack) -> None:
     """Two deliveries of one tick racing to start are settled by x-oss-forbid-overwrite on the first checkpoint:
     the loser gets 409 and answers in_progress. (Concurrent PUTs are not tested: the emulator checks the header
     outside its write transaction, so it does not yet guarantee create-only under a race; OSS does.)"""
-    from shared.storage import OssClient
-
-    export_handler, runtime, context = in_process(stack)
-    creds = credentials.function_credentials(context)
-    request = export_handler.parse_request(timer_event("once", PAYLOAD), runtime.settings)
-    client = OssClient.from_settings(runtime.settings, lambda: creds)
-    job = export_handler.ExportJob(runtime, client, context, request, deadline=10**9, clock=time.monotonic,
-                                   timeout=900)
+    process = InProcess(stack)
+    request = parse_request(timer_event("once", PAYLOAD), process.runtime.settings)
+    job = ExportJob(process.runtime, process.client, process.context, request, deadline=10**9, clock=time.monotonic,
+                    timeout=900)
     state = job._new_checkpoint(datetime.now(timezone.utc))
-    assert job.save(state, create=True) is True
-    assert job.save(state, create=True) is False  # 409 FileAlreadyExists from the store
+    assert job.store.save(state, create=True) is True
+    assert job.store.save(state, create=True) is False  # 409 FileAlreadyExists from the store
 
 
 def test_the_next_tick_resumes_an_export_that_died_unfinished(stack: Stack, reference: dict[str, Any]) -> None:
     """Killed at its timeout and the platform's retries spent: the next tick of the same trigger picks it up."""
-    export_handler, runtime, context = in_process(stack)
+    job = InProcess(stack)
 
     def kill(number: int) -> None:
         if number == 2:
             raise Crash("killed")
 
-    runtime.hooks.after_part = kill
+    job.client = AfterPart(job.client, kill)
     with pytest.raises(Crash):
-        export_handler.run(timer_event("sweep", PAYLOAD), context, runtime)
+        job.run(timer_event("sweep", PAYLOAD))
     dead = "sweep-" + TICK.strftime("%Y%m%dT%H%M%SZ")
     saved = checkpoint(stack, dead)
     past = datetime.now(timezone.utc) - timedelta(seconds=1)

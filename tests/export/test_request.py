@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from functions.export.handler import parse_request
 from shared.events import InvalidEvent
+from shared.export.request import parse_request
 
 NO_SETTINGS: Any = None  # neither a continuation nor a malformed event reads the settings
 CONTINUATION = "continuation needs export_id (as export ids are written) and hop (1..1000)"

@@ -379,7 +379,7 @@ class StsService:
         """
         with self._lock:
             for fault in faults:
-                headers = dict(fault[2]) if len(fault) > 2 else {}  # type: ignore[misc]
+                headers = dict(fault[2]) if len(fault) > 2 else {}
                 self._faults.append((int(fault[0]), str(fault[1]), headers))
 
     def clear_faults(self) -> None:

@@ -656,6 +656,7 @@ class OssApi:
         blob = self._receive(call, rules.MAX_OBJECT_SIZE - length,
                              append_to=current.path if current is not None else None)
         added = blob.size - length
+        crc: int | None
         if current is None:
             crc = blob.crc64
             content_type = call.header("content-type") or "application/octet-stream"
@@ -892,8 +893,8 @@ class OssApi:
         path = self.storage.concat_blobs([p.path for p in chosen])
         etag = hashlib.md5(b"".join(p.md5 for p in chosen)).hexdigest().upper() + f"-{len(chosen)}"  # noqa: S324
         # The object's CRC-64 from the parts' CRCs (combine formula), without reading the data again.
-        crc = (crc64.combine_all([(p.crc64, p.size) for p in chosen])
-               if all(p.crc64 is not None for p in chosen) else None)
+        known_crcs = [(p.crc64, p.size) for p in chosen if p.crc64 is not None]
+        crc = crc64.combine_all(known_crcs) if len(known_crcs) == len(chosen) else None
         record = ObjectRecord(bucket, key, sum(p.size for p in chosen), etag, self.clock(), upload.content_type,
                               upload.metadata, path, "Multipart", crc)
         delta = self.storage.finish_upload(upload.upload_id, record)

@@ -76,15 +76,28 @@ V1_URL_AUTH_PARAMS = frozenset({"OSSAccessKeyId", "Expires", "Signature"})
 
 
 class Session(Protocol):
-    """What the verifier needs from local.sts.Session."""
+    """What the verifier needs from local.sts.Session (read-only: that dataclass is frozen)."""
 
-    access_key_id: str
-    access_key_secret: str
-    security_token: str
-    expiration: datetime
-    role_arn: str
-    role_policies: tuple[dict[str, Any], ...]
-    session_policy: dict[str, Any] | None
+    @property
+    def access_key_id(self) -> str: ...
+
+    @property
+    def access_key_secret(self) -> str: ...
+
+    @property
+    def security_token(self) -> str: ...
+
+    @property
+    def expiration(self) -> datetime: ...
+
+    @property
+    def role_arn(self) -> str: ...
+
+    @property
+    def role_policies(self) -> tuple[dict[str, Any], ...]: ...
+
+    @property
+    def session_policy(self) -> dict[str, Any] | None: ...
 
 
 class TokenLookup(Protocol):

@@ -9,7 +9,7 @@ its ``combine`` gives a multipart object's CRC from its parts' CRCs without read
 
 from __future__ import annotations
 
-import anycrc  # type: ignore[import-untyped]
+import anycrc
 
 _MODEL = anycrc.Model("CRC64-XZ")
 

@@ -142,8 +142,8 @@ def read_fields(stream: _Stream, boundary: str) -> PostForm:
             form.filename = filename or ""
             form.file_content_type = headers.get("content-type", "")
             return form
-        value = stream.read_until(b"\r\n" + dash_boundary, MAX_FIELD)
-        form.fields[name.lower()] = value.decode("utf-8", "replace")
+        field_value = stream.read_until(b"\r\n" + dash_boundary, MAX_FIELD)
+        form.fields[name.lower()] = field_value.decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, Literal, NamedTuple, overload
 
 from local.oss import crc64
 
@@ -309,6 +309,12 @@ class Storage:
         ).fetchone()
         return _object(row) if row else None
 
+    @overload
+    def put_object(self, record: ObjectRecord, *, forbid_overwrite: Literal[False] = False) -> int: ...
+
+    @overload
+    def put_object(self, record: ObjectRecord, *, forbid_overwrite: bool) -> int | None: ...
+
     def put_object(self, record: ObjectRecord, *, forbid_overwrite: bool = False) -> int | None:
         """Index the object (its blob is already in place); return the size delta; drop the old blob.
 
@@ -439,7 +445,8 @@ class Storage:
             "WHERE upload_id = ? AND part_number > ? ORDER BY part_number LIMIT ?",
             (upload_id, after, limit),
         ).fetchall()
-        return [PartRecord(*row[:6], _int_or_none(row[6])) for row in rows]
+        return [PartRecord(part_number, size, etag, md5, last_modified, path, _int_or_none(crc64))
+                for part_number, size, etag, md5, last_modified, path, crc64 in rows]
 
     def finish_upload(self, upload_id: str, record: ObjectRecord | None) -> int:
         """Remove the upload and its parts; index ``record`` (when completing) in the same transaction."""

@@ -46,6 +46,7 @@ test: setup lint
 
 bench: setup
 	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	$(PY) bench/readme.py
 
 package: $(VENV)/.installed
 	$(PY) -m local package --out dist

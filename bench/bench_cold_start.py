@@ -30,12 +30,13 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench import readme  # noqa: E402
 from local import package  # noqa: E402
 from local.gateway import WORKER_SCRIPT, new_request_id  # noqa: E402
 from local.up import caller_headers, start_stack, with_demo_caller  # noqa: E402
@@ -180,7 +181,26 @@ def main() -> int:
         print(f"{name:<20} {first} {statistics.median(walls):>9.1f} {min(walls):>7.1f} {max(walls):>7.1f} {second}")
     print("first answer: import + initializer + first event inside the instance (for oss2: the import alone); "
           "wall: spawn to answer; 2nd call: the same event again in the now warm instance")
+    readme.publish("cold_start", _markdown(version, args.rounds, targets, inside, wall, oss2_median))
     return 0
+
+
+def _markdown(version: str, rounds: int, targets: Mapping[str, object], inside: Mapping[str, list[float]],
+              wall: Mapping[str, list[float]], oss2_median: float) -> str:
+    lines = [f"Cold start from the archives (CPython {version} `-I -S -B`, bytecode compiled in; median of {rounds} "
+             "interleaved rounds, [min–max], ms):", "",
+             "| Function | Import to first answer | vs `import oss2` | Spawn to answer |", "|---|---|---|---|"]
+    for name in targets:
+        walls = wall[name]
+        spawn = f"{statistics.median(walls):.0f} [{min(walls):.0f}–{max(walls):.0f}]"
+        if inside[name]:
+            values = inside[name]
+            first = f"{statistics.median(values):.0f} [{min(values):.0f}–{max(values):.0f}]"
+            ratio = f"{statistics.median(values) / oss2_median:.2f}x"
+        else:
+            first, ratio = "–", "–"
+        lines.append(f"| {name} | {first} | {ratio} | {spawn} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

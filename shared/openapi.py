@@ -246,6 +246,15 @@ def _sts_operation(method: str, security: list[dict[str, Any]]) -> dict[str, Any
     return operation
 
 
+# What a signed key leads to (OpenAPI links, followed by schemathesis' stateful tests): the same key through the
+# download function.
+SIGNED_KEY_LINKS = {
+    "DownloadTheKey": {"operationId": "downloadGet", "parameters": {"key": "$response.body#/key"},
+                       "description": "The signed key, fetched through /download with the same credentials."},
+    "HeadTheKey": {"operationId": "downloadHead", "parameters": {"key": "$response.body#/key"}},
+}
+
+
 def _sign_operation(method: str, security: list[dict[str, Any]]) -> dict[str, Any]:
     signed = {"$ref": "#/components/schemas/SignedUrl"}
     example = {"key": "exampledir/exampleobject.txt", "url": "https://demo-bucket.oss-cn-hangzhou.aliyuncs.com/"
@@ -263,7 +272,8 @@ def _sign_operation(method: str, security: list[dict[str, Any]]) -> dict[str, An
                     "content": {"application/json": {
                         "schema": signed if method == "get" else {
                             "oneOf": [signed, {"$ref": "#/components/schemas/SignBatch"}]},
-                        "examples": {"one-key": {"value": example}}}}},
+                        "examples": {"one-key": {"value": example}}}},
+                    **({"links": SIGNED_KEY_LINKS} if method == "get" else {})},
             **_errors(400, 401, 403, 404, 405, 413, 502, 503),
         },
     }

@@ -19,7 +19,7 @@ import schemathesis
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from local.up import Stack, caller_headers, start_stack
+from local.up import API_KEY_SCOPE, DEMO_OBJECTS, Stack, caller_headers, start_stack
 from shared import openapi
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "25"))
@@ -61,3 +61,43 @@ def test_every_operation_keeps_the_contract(api_schema, method: str, path: str, 
         case.call_and_validate(excluded_checks=[positive_data_acceptance])
 
     keeps_the_contract()
+
+
+IN_SCOPE = sorted(key for key in DEMO_OBJECTS if key.startswith(API_KEY_SCOPE))
+
+
+@pytest.fixture(scope="module")
+def linked_schema(contract_stack: Stack) -> schemathesis.schemas.BaseSchema:  # type: ignore[name-defined]
+    """The same document, its /sign keys drawn from the demo caller's own files, so links have answers to follow."""
+    schema = schemathesis.openapi.from_dict(openapi.document(auth_mode="apikey"))
+    schema.config.update(base_url=contract_stack.gateway.url, headers=caller_headers(contract_stack),
+                         request_timeout=30)
+    schema.config.generation.update(modes=[GenerationMode.POSITIVE], max_examples=MAX_EXAMPLES)
+
+    @schema.hook
+    def map_query(context, query):
+        if context.operation is not None and context.operation.path == "/sign" and query and "key" in query:
+            query["key"] = IN_SCOPE[len(str(query["key"])) % len(IN_SCOPE)]
+        return query
+
+    return schema
+
+
+def test_stateful_links_from_a_signed_key_to_its_download(linked_schema) -> None:
+    """The document's links (GET /sign -> GET/HEAD /download/{key}) followed with generated data."""
+    steps: list[str] = []
+
+    class Links(linked_schema.as_state_machine()):  # type: ignore[misc]
+        def after_call(self, response, case):
+            steps.append(f"{case.operation.method.upper()} {case.operation.path} {response.status_code}")
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, additional_checks=additional_checks, transport_kwargs=kwargs,
+                                   excluded_checks=[positive_data_acceptance])
+
+    Links.run(settings=hypothesis.settings(max_examples=MAX_EXAMPLES, stateful_step_count=4, deadline=None,
+                                           database=None, derandomize=True,
+                                           suppress_health_check=list(hypothesis.HealthCheck)))
+    followed = [step for step in steps if "/download/" in step]
+    assert any(step.startswith("GET /sign") for step in steps), steps
+    assert any(step.endswith(" 302") for step in followed), steps  # a signed key, downloaded through its link

@@ -3,8 +3,8 @@
 import json
 import time
 
-from functions.on_upload.handler import MAX_KEY_BYTES, link_record_key
 from local.up import root_bucket
+from shared.link_records import MAX_KEY_BYTES, link_record_key
 
 
 def test_link_record_key_for_long_keys_is_hashed_and_fits():

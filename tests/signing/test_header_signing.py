@@ -26,12 +26,11 @@ SETTINGS = settings(max_examples=120, deadline=None)
 TOKEN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
-@st.composite
-def storage_requests(draw):
-    """(method, key or None, params, headers) as shared/storage.py sends them."""
-    kind = draw(st.sampled_from(["head", "get", "put", "list", "initiate", "part", "complete", "abort", "delete"]))
-    key = draw(KEYS)
-    upload_id = draw(st.text(TOKEN_CHARS, min_size=8, max_size=32))
+METHODS = {"head": "HEAD", "get": "GET", "put": "PUT", "list": "GET", "initiate": "POST", "part": "PUT",
+           "complete": "POST", "abort": "DELETE", "delete": "DELETE"}
+
+
+def _headers(draw, kind: str) -> dict[str, str]:
     headers: dict[str, str] = {}
     if draw(st.booleans()):
         headers["Content-Type"] = draw(st.sampled_from(["application/octet-stream", "text/plain", "image/jpeg"]))
@@ -41,24 +40,30 @@ def storage_requests(draw):
         headers.update({f"x-oss-meta-{n}": "v" for n in draw(st.sets(st.sampled_from(["a", "b-c", "d"])))})
     if kind == "get" and draw(st.booleans()):
         headers["Range"] = "bytes=0-99"  # not a signed header
-    params: dict[str, str | None] = {}
+    return headers
+
+
+def _params(draw, kind: str) -> dict[str, str | None]:
+    upload_id = draw(st.text(TOKEN_CHARS, min_size=8, max_size=32))
     if kind in ("head", "get") and draw(st.booleans()):
-        params["versionId"] = draw(st.text(TOKEN_CHARS + "+/=", min_size=1, max_size=16))
+        return {"versionId": draw(st.text(TOKEN_CHARS + "+/=", min_size=1, max_size=16))}
     if kind == "list":
-        params = {"list-type": "2", "prefix": draw(TEXT), "max-keys": "1000", "delimiter": "/",
-                  "encoding-type": "url"}  # fmt: skip
+        params: dict[str, str | None] = {"list-type": "2", "prefix": draw(TEXT), "max-keys": "1000",
+                                         "delimiter": "/", "encoding-type": "url"}
         if draw(st.booleans()):
             params["continuation-token"] = draw(st.text(TOKEN_CHARS + "+/=", min_size=1, max_size=16))
-        return "GET", None, params, headers
-    method = {"head": "HEAD", "get": "GET", "put": "PUT", "initiate": "POST", "part": "PUT",
-              "complete": "POST", "abort": "DELETE", "delete": "DELETE"}[kind]  # fmt: skip
-    if kind == "initiate":
-        params = {"uploads": None}
-    elif kind == "part":
-        params = {"partNumber": str(draw(st.integers(1, 10000))), "uploadId": upload_id}
-    elif kind in ("complete", "abort"):
-        params = {"uploadId": upload_id}
-    return method, key, params, headers
+        return params
+    return {"initiate": {"uploads": None},
+            "part": {"partNumber": str(draw(st.integers(1, 10000))), "uploadId": upload_id},
+            "complete": {"uploadId": upload_id}, "abort": {"uploadId": upload_id}}.get(kind, {})
+
+
+@st.composite
+def storage_requests(draw):
+    """(method, key or None, params, headers) as shared/storage.py sends them."""
+    kind = draw(st.sampled_from(list(METHODS)))
+    key = None if kind == "list" else draw(KEYS)
+    return METHODS[kind], key, _params(draw, kind), _headers(draw, kind)
 
 
 def v4_signature_of(authorization: str) -> str:

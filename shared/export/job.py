@@ -63,7 +63,7 @@ PROGRESS_INTERVAL_SECONDS = 1.5
 HANDOFF_LEASE_SECONDS = 900  # how long a handed-off export waits for its continuation before anyone may resume
 LEASE_MARGIN_SECONDS = 60
 STALE_LOOKBACK = timedelta(days=7)  # how far back a new tick looks for exports that died unfinished
-DEFAULT_TIMEOUT_SECONDS = 900  # when the context does not say (FC's own default for the export in template.yml)
+DEFAULT_TIMEOUT_SECONDS = 900  # when the context does not say: the export's Timeout in template.yml
 
 
 @dataclass

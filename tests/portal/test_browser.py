@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import re
 import time
 import urllib.request
 
@@ -190,6 +191,44 @@ def test_upload_shows_progress_to_100_and_the_file_appears(page, apikey_stack, t
     assert seen[-1] == 100 and any(0 < value < 100 for value in seen), seen
     assert root_bucket(apikey_stack).get_object(key).read() == body
     screenshot(page, "portal-upload")
+
+
+def test_an_upload_interrupted_by_a_reload_resumes_where_it_stopped(page, apikey_stack, tmp_path):
+    body = os.urandom(3 * 1024 * 1024)  # 31 parts of 100 KiB
+    source = tmp_path / "resumed.bin"
+    source.write_bytes(body)
+    key = "exampledir/resumed.bin"
+    sign_in_with_key(page, apikey_stack)
+    oss = apikey_stack.cloud.oss_endpoint
+    seen: list[str] = []
+    page.on("request", lambda request: seen.append(request.url) if oss in request.url else None)
+
+    def initiates() -> list[str]:
+        return [url for url in seen if re.search(r"[?&]uploads(=|&|$)", url)]
+
+    cdp = page.context.new_cdp_session(page)  # a slow uplink, so the reload lands in the middle
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 20, "downloadThroughput": -1,
+                                                   "uploadThroughput": 400 * 1024})
+    page.set_input_files("#upload-file", str(source))
+    page.click("#upload-form button[type=submit]")
+    page.wait_for_function("() => document.getElementById('upload-progress').value >= 25", timeout=30000)
+    assert len(initiates()) == 1  # InitiateMultipartUpload, recognised by the same pattern as below
+    page.reload()
+    page.wait_for_selector('tr[data-key="exampledir/exampleobject.txt"]')
+    saved = json.loads(page.evaluate("""() => Object.keys(sessionStorage).filter(k => k.startsWith('portal.upload.'))
+        .map(k => sessionStorage.getItem(k))[0]"""))
+    done_before = len(saved["doneParts"])
+    assert 0 < done_before < 31
+    seen.clear()
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
+                                                   "uploadThroughput": -1})
+    page.set_input_files("#upload-file", str(source))  # the same file chosen again
+    page.click("#upload-form button[type=submit]")
+    page.wait_for_selector(f'tr[data-key="{key}"]', timeout=30000)
+    parts = [url for url in seen if "partNumber=" in url]
+    assert initiates() == [] and parts and all(f"uploadId={saved['uploadId']}" in url for url in parts)
+    assert len(parts) <= 31 - done_before + 3  # only what was missing (a part in flight may be sent again)
+    assert root_bucket(apikey_stack).get_object(key).read() == body
 
 
 def test_an_out_of_scope_attempt_is_refused_in_words_with_the_request_id(page, apikey_stack, console):

@@ -266,72 +266,85 @@ class OssApi:
         return Reply(200, {"Location": f"/{call.bucket}"})
 
     def _bucket_op(self, call: Call, principal: Principal, bucket: Mapping[str, Any]) -> Reply:
-        name = bucket["name"]
-        names = set(call.params)
-        method = call.method
-        if "cors" in names:
-            action = {"GET": "oss:GetBucketCors", "PUT": "oss:PutBucketCors", "DELETE": "oss:DeleteBucketCors"}
-            if method not in action:
-                raise OssError(405, "MethodNotAllowed", Method=method, ResourceType="Bucket")
-            self._authorize(call, principal, bucket, action[method], self._resource(name))
-            if method == "GET":
-                if not bucket["cors"]:
-                    raise OssError(404, "NoSuchCORSConfiguration", BucketName=name)
-                return Reply(200, dict(XML), cors.cors_xml(bucket["cors"], bucket["cors_vary"]))
-            if method == "PUT":
-                rules_, vary = cors.parse_cors_xml(call.body.read_all(64 * 1024))
-                self.storage.set_cors(name, rules_, response_vary=vary)
-                return Reply(200)
-            self.storage.set_cors(name, [])
-            return Reply(204)
-        if method == "GET" and "bucketInfo" in names:
-            self._authorize(call, principal, bucket, "oss:GetBucketInfo", self._resource(name))
-            return Reply(200, dict(XML), self._bucket_info(call, bucket))
-        if method == "GET" and "location" in names:
-            self._authorize(call, principal, bucket, "oss:GetBucketLocation", self._resource(name))
-            body = f'<?xml version="1.0" encoding="UTF-8"?>\n{element("LocationConstraint", "oss-" + self.region)}'
-            return Reply(200, dict(XML), body.encode())
-        if method == "PUT" and "acl" in names:
-            self._authorize(call, principal, bucket, "oss:PutBucketAcl", self._resource(name))
-            call.body.read_all(64 * 1024)
-            acl = call.header("x-oss-acl") or ""
-            if acl not in BUCKET_ACLS:
-                raise invalid_argument("no such bucket access control exists", ArgumentName="x-oss-acl",
-                                       ArgumentValue=acl)
-            self.storage.set_public_read(name, BUCKET_ACLS[acl])
-            return Reply(200)
-        if method == "GET" and "acl" in names:
-            self._authorize(call, principal, bucket, "oss:GetBucketAcl", self._resource(name))
-            grant = _grant(bucket)
-            body = ('<?xml version="1.0" encoding="UTF-8"?>\n<AccessControlPolicy>'
-                    f"<Owner>{element('ID', self.account_id)}{element('DisplayName', self.account_id)}</Owner>"
-                    f"<AccessControlList>{element('Grant', grant)}</AccessControlList></AccessControlPolicy>")
-            return Reply(200, dict(XML), body.encode())
-        if method == "GET" and "uploads" in names:
-            self._authorize(call, principal, bucket, "oss:ListMultipartUploads", self._resource(name))
-            return Reply(200, dict(XML), self._list_uploads(call, name))
-        if method == "POST" and "delete" in names:
-            return self._delete_multiple(call, principal, bucket)
-        if method == "POST" and not _subresources(call):
-            return self._post_object(call, bucket)
+        if "cors" in call.params:
+            return self._bucket_cors(call, principal, bucket)
+        for method, name, action, operation in _BUCKET_ROUTES:
+            if call.method == method and name in call.params:
+                if action is not None:
+                    self._authorize(call, principal, bucket, action, self._resource(bucket["name"]))
+                return operation(self, call, principal, bucket)
         if _subresources(call):
             raise OssError(501, "NotImplemented", "This sub-resource is not supported by the local emulator.")
-        if method == "GET":
-            context = {"oss:Prefix": call.params.get("prefix", ""), "oss:Delimiter": call.params.get("delimiter", "")}
-            self._authorize(call, principal, bucket, "oss:ListObjects", self._resource(name), context)
-            return Reply(200, dict(XML), listing.list_objects_xml(self.storage, name, call.params, self.account_id))
-        if method == "HEAD":
-            self._authorize(call, principal, bucket, "oss:GetBucketInfo", self._resource(name))
-            return Reply(200)
-        if method == "DELETE":
-            self._authorize(call, principal, bucket, "oss:DeleteBucket", self._resource(name))
-            if not self.storage.bucket_is_empty(name):
-                raise OssError(409, "BucketNotEmpty", BucketName=name)
-            self.storage.delete_bucket(name)
-            return Reply(204)
-        raise OssError(405, "MethodNotAllowed", Method=method, ResourceType="Bucket")
+        return self._plain_bucket_op(call, principal, bucket)
 
-    def _bucket_info(self, call: Call, bucket: Mapping[str, Any]) -> bytes:
+    def _plain_bucket_op(self, call: Call, principal: Principal, bucket: Mapping[str, Any]) -> Reply:
+        """A bucket request without a sub-resource."""
+        if call.method == "GET":
+            return self._list_objects(call, principal, bucket)
+        if call.method == "HEAD":
+            return self._head_bucket(call, principal, bucket)
+        if call.method == "DELETE":
+            return self._delete_bucket(call, principal, bucket)
+        if call.method == "POST":
+            return self._post_object(call, bucket)  # the form carries its own credentials
+        raise OssError(405, "MethodNotAllowed", Method=call.method, ResourceType="Bucket")
+
+    def _bucket_cors(self, call: Call, principal: Principal, bucket: Mapping[str, Any]) -> Reply:
+        name = bucket["name"]
+        action = {"GET": "oss:GetBucketCors", "PUT": "oss:PutBucketCors", "DELETE": "oss:DeleteBucketCors"}
+        if call.method not in action:
+            raise OssError(405, "MethodNotAllowed", Method=call.method, ResourceType="Bucket")
+        self._authorize(call, principal, bucket, action[call.method], self._resource(name))
+        if call.method == "GET":
+            if not bucket["cors"]:
+                raise OssError(404, "NoSuchCORSConfiguration", BucketName=name)
+            return Reply(200, dict(XML), cors.cors_xml(bucket["cors"], bucket["cors_vary"]))
+        if call.method == "PUT":
+            rules_, vary = cors.parse_cors_xml(call.body.read_all(64 * 1024))
+            self.storage.set_cors(name, rules_, response_vary=vary)
+            return Reply(200)
+        self.storage.set_cors(name, [])
+        return Reply(204)
+
+    def _get_bucket_location(self, call: Call, principal: Principal, bucket: Mapping[str, Any]) -> Reply:
+        body = f'<?xml version="1.0" encoding="UTF-8"?>\n{element("LocationConstraint", "oss-" + self.region)}'
+        return Reply(200, dict(XML), body.encode())
+
+    def _put_bucket_acl(self, call: Call, principal: Principal, bucket: Mapping[str, Any]) -> Reply:
+        call.body.read_all(64 * 1024)
+        acl = call.header("x-oss-acl") or ""
+        if acl not in BUCKET_ACLS:
+            raise invalid_argument("no such bucket access control exists", ArgumentName="x-oss-acl",
+                                   ArgumentValue=acl)
+        self.storage.set_public_read(bucket["name"], BUCKET_ACLS[acl])
+        return Reply(200)
+
+    def _get_bucket_acl(self, call: Call, principal: Principal, bucket: Mapping[str, Any]) -> Reply:
+        grant = _grant(bucket)
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<AccessControlPolicy>'
+                f"<Owner>{element('ID', self.account_id)}{element('DisplayName', self.account_id)}</Owner>"
+                f"<AccessControlList>{element('Grant', grant)}</AccessControlList></AccessControlPolicy>")
+        return Reply(200, dict(XML), body.encode())
+
+    def _list_objects(self, call: Call, principal: Principal, bucket: Mapping[str, Any]) -> Reply:
+        name = bucket["name"]
+        context = {"oss:Prefix": call.params.get("prefix", ""), "oss:Delimiter": call.params.get("delimiter", "")}
+        self._authorize(call, principal, bucket, "oss:ListObjects", self._resource(name), context)
+        return Reply(200, dict(XML), listing.list_objects_xml(self.storage, name, call.params, self.account_id))
+
+    def _head_bucket(self, call: Call, principal: Principal, bucket: Mapping[str, Any]) -> Reply:
+        self._authorize(call, principal, bucket, "oss:GetBucketInfo", self._resource(bucket["name"]))
+        return Reply(200)
+
+    def _delete_bucket(self, call: Call, principal: Principal, bucket: Mapping[str, Any]) -> Reply:
+        name = bucket["name"]
+        self._authorize(call, principal, bucket, "oss:DeleteBucket", self._resource(name))
+        if not self.storage.bucket_is_empty(name):
+            raise OssError(409, "BucketNotEmpty", BucketName=name)
+        self.storage.delete_bucket(name)
+        return Reply(204)
+
+    def _get_bucket_info(self, call: Call, principal: Principal, bucket: Mapping[str, Any]) -> Reply:
         grant = _grant(bucket)
         inner = "".join([
             element("AccessMonitor", "Disabled"), element("Comment", ""),
@@ -346,72 +359,11 @@ class OssApi:
             "<ServerSideEncryptionRule><SSEAlgorithm>None</SSEAlgorithm></ServerSideEncryptionRule>",
             "<BucketPolicy><LogBucket></LogBucket><LogPrefix></LogPrefix></BucketPolicy>",
         ])
-        return f'<?xml version="1.0" encoding="UTF-8"?>\n<BucketInfo><Bucket>{inner}</Bucket></BucketInfo>'.encode()
+        body = f'<?xml version="1.0" encoding="UTF-8"?>\n<BucketInfo><Bucket>{inner}</Bucket></BucketInfo>'
+        return Reply(200, dict(XML), body.encode())
 
-    def _list_uploads(self, call: Call, bucket: str) -> bytes:
-        """ListMultipartUploads: prefix and markers bound the index query, delimiter rolls keys up into
-        CommonPrefixes, max-uploads (1..1000, default 1000) counts uploads and prefixes together."""
-        params = call.params
-        encoding = params.get("encoding-type", "")
-        if encoding not in ("", "url"):
-            raise invalid_argument("Argument encoding-type must be url.", ArgumentName="encoding-type")
-        prefix, delimiter = params.get("prefix", ""), params.get("delimiter", "")
-        key_marker = params.get("key-marker", "")
-        # upload-id-marker only counts together with key-marker (ListMultipartUploads reference)
-        upload_id_marker = params.get("upload-id-marker", "") if key_marker else ""
-        max_uploads = listing.parse_limit(params.get("max-uploads"), "max-uploads", default=1000)
-        lower, upper = prefix, (listing.successor(prefix) if prefix else None)
-        after_key, after_id = key_marker, (upload_id_marker or None)
-        if delimiter and key_marker.startswith(prefix):
-            rolled = listing.common_prefix(key_marker, prefix, delimiter)
-            if rolled is not None:
-                lower = max(lower, listing.successor(rolled))
-        uploads: list[UploadRecord] = []
-        prefixes: list[str] = []
-        next_key, next_id = "", ""
-        truncated = False
-        while True:
-            wanted = max_uploads - len(uploads) - len(prefixes)
-            batch = self.storage.list_uploads(bucket, lower=lower, upper=upper, after_key=after_key,
-                                              after_upload_id=after_id, limit=wanted + 1)
-            if wanted == 0:
-                truncated = bool(batch)
-                break
-            jumped = False
-            for upload in batch[:wanted]:
-                rolled = listing.common_prefix(upload.key, prefix, delimiter) if delimiter else None
-                if rolled is not None:
-                    prefixes.append(rolled)
-                    next_key, next_id = rolled, ""
-                    lower = listing.successor(rolled)
-                    jumped = True
-                    break
-                uploads.append(upload)
-                next_key, next_id = upload.key, upload.upload_id
-                after_key, after_id = upload.key, upload.upload_id
-            if not jumped and len(batch) <= wanted:
-                break
-        if not truncated:
-            next_key, next_id = "", ""
-
-        def enc(text: str) -> str:
-            return quote(text, safe="") if encoding else text
-
-        out = ['<?xml version="1.0" encoding="UTF-8"?>\n<ListMultipartUploadsResult>', element("Bucket", bucket),
-               element("KeyMarker", enc(key_marker)), element("UploadIdMarker", upload_id_marker),
-               element("NextKeyMarker", enc(next_key)), element("NextUploadIdMarker", next_id),
-               element("Delimiter", enc(delimiter)), element("Prefix", enc(prefix)),
-               element("MaxUploads", str(max_uploads)), element("IsTruncated", "true" if truncated else "false")]
-        if encoding:
-            out.append(element("EncodingType", "url"))
-        for upload in uploads:
-            out.append(f"<Upload>{element('Key', enc(upload.key))}{element('UploadId', upload.upload_id)}"
-                       f"{element('StorageClass', 'Standard')}"
-                       f"{element('Initiated', iso8601(upload.initiated))}</Upload>")
-        for common in prefixes:
-            out.append(f"<CommonPrefixes>{element('Prefix', enc(common))}</CommonPrefixes>")
-        out.append("</ListMultipartUploadsResult>")
-        return "".join(out).encode()
+    def _list_uploads(self, call: Call, principal: Principal, bucket: Mapping[str, Any]) -> Reply:
+        return Reply(200, dict(XML), listing.list_uploads_xml(self.storage, bucket["name"], call.params))
 
     def _delete_multiple(self, call: Call, principal: Principal, bucket: Mapping[str, Any]) -> Reply:
         body = call.body.read_all(2 * 1024 * 1024)
@@ -440,52 +392,24 @@ class OssApi:
     def _object_op(self, call: Call, principal: Principal, bucket: Mapping[str, Any]) -> Reply:
         key = call.key
         assert key is not None
-        names = set(call.params)
-        method = call.method
-        resource = self._resource(bucket["name"], key)
         rules.validate_key(key)
-        if method == "POST" and "append" in names:
-            self._authorize(call, principal, bucket, "oss:PutObject", resource)
-            return self._append_object(call, principal, bucket["name"], key)
-        if method == "POST" and "uploads" in names:
-            self._authorize(call, principal, bucket, "oss:PutObject", resource)
-            return self._initiate_upload(call, bucket["name"], key)
-        if method == "POST" and "uploadId" in names:
-            self._authorize(call, principal, bucket, "oss:PutObject", resource)
-            return self._complete_upload(call, principal, bucket["name"], key)
-        if method == "PUT" and "uploadId" in names and "partNumber" in names:
-            self._authorize(call, principal, bucket, "oss:PutObject", resource)
-            return self._upload_part(call, principal, bucket["name"], key)
-        if method == "DELETE" and "uploadId" in names:
-            self._authorize(call, principal, bucket, "oss:AbortMultipartUpload", resource)
-            upload = self._upload(call.params["uploadId"], bucket["name"], key)
-            self.storage.finish_upload(upload.upload_id, None)
-            return Reply(204)
-        if method == "GET" and "uploadId" in names:
-            self._authorize(call, principal, bucket, "oss:ListParts", resource)
-            return self._list_parts(call, bucket["name"], key)
-        if method == "HEAD" and "objectMeta" in names:
-            self._authorize(call, principal, bucket, "oss:GetObject", resource)
-            record, blob = self._open_following(call, principal, bucket, key)
-            blob.close()
-            headers = {"ETag": f'"{record.etag}"', "Content-Length": str(record.size),
-                       "Last-Modified": http_date(record.last_modified)}
-            if record.crc64 is not None:
-                headers["x-oss-hash-crc64ecma"] = str(record.crc64)
-            return Reply(200, headers)
-        if "symlink" in names and method == "PUT":
-            self._authorize(call, principal, bucket, "oss:PutObject", resource)
-            return self._put_symlink(call, principal, bucket["name"], key)
-        if "symlink" in names and method == "GET":
-            self._authorize(call, principal, bucket, "oss:GetObject", resource)
-            return self._get_symlink(bucket["name"], key)
+        for method, names, action, operation in _OBJECT_ROUTES:
+            if call.method == method and names <= call.params.keys():
+                self._authorize(call, principal, bucket, action, self._resource(bucket["name"], key))
+                return operation(self, call, principal, bucket, key)
         if _subresources(call) - {"uploadId", "partNumber", "x-oss-process"}:
             raise OssError(501, "NotImplemented", "This sub-resource is not supported by the local emulator.")
+        return self._plain_object_op(call, principal, bucket, key)
+
+    def _plain_object_op(self, call: Call, principal: Principal, bucket: Mapping[str, Any], key: str) -> Reply:
+        """An object request without a sub-resource (x-oss-process and a lone uploadId or partNumber aside)."""
+        method = call.method
+        resource = self._resource(bucket["name"], key)
         if method in ("GET", "HEAD"):
             self._authorize(call, principal, bucket, "oss:GetObject", resource)
             return self._get_object(call, principal, bucket, key)
         if method == "PUT" and call.header("x-oss-copy-source") is not None:
-            return self._copy_object(call, principal, bucket, key)
+            return self._copy_object(call, principal, bucket, key)  # authorizes the source and the target
         if method == "PUT":
             self._authorize(call, principal, bucket, "oss:PutObject", resource)
             return self._put_object(call, principal, bucket["name"], key)
@@ -494,6 +418,18 @@ class OssApi:
             self.storage.delete_object(bucket["name"], key)
             return Reply(204)
         raise OssError(405, "MethodNotAllowed", Method=method, ResourceType="Object")
+
+    def _abort_upload(self, call: Call, principal: Principal, bucket: Mapping[str, Any], key: str) -> Reply:
+        upload = self._upload(call.params["uploadId"], bucket["name"], key)
+        self.storage.finish_upload(upload.upload_id, None)
+        return Reply(204)
+
+    def _get_object_meta(self, call: Call, principal: Principal, bucket: Mapping[str, Any], key: str) -> Reply:
+        record, blob = self._open_following(call, principal, bucket, key)
+        blob.close()
+        headers = {"ETag": f'"{record.etag}"', "Content-Length": str(record.size),
+                   "Last-Modified": http_date(record.last_modified), **_crc_header(record.crc64)}
+        return Reply(200, headers)
 
     def _existing(self, bucket: str, key: str) -> ObjectRecord:
         record = self.storage.get_object(bucket, key)
@@ -636,7 +572,7 @@ class OssApi:
             self.reads.add(ObjectRead(call.request_id, _who(principal), name, key, other, "x-oss-process"))
 
     # -- AppendObject ------------------------------------------------------------------------
-    def _append_object(self, call: Call, principal: Principal, bucket: str, key: str) -> Reply:
+    def _append_object(self, call: Call, principal: Principal, bucket: Mapping[str, Any], key: str) -> Reply:
         """AppendObject (POST ?append&position=N): position 0 creates an Appendable object; later appends
         must name its current length (409 PositionNotEqualToLength, with x-oss-next-append-position), and
         a Normal/Multipart/Symlink object is 409 ObjectNotAppendable (AppendObject API reference)."""
@@ -645,7 +581,7 @@ class OssApi:
             raise invalid_argument("position must be a non-negative integer.", ArgumentName="position",
                                    ArgumentValue=position_text)
         position = int(position_text)
-        current = self.storage.get_object(bucket, key)
+        current = self.storage.get_object(bucket["name"], key)
         if current is not None and current.object_type != "Appendable":
             raise OssError(409, "ObjectNotAppendable", "The object is not appendable")
         length = current.size if current is not None else 0
@@ -668,12 +604,12 @@ class OssApi:
         # the appended bytes' MD5, so every append changes it.
         previous = current.etag if current is not None else ""
         etag = hashlib.md5(previous.encode() + blob.md5).hexdigest().upper()  # noqa: S324 - an ETag
-        record = ObjectRecord(bucket, key, blob.size, etag, self.clock(), content_type, metadata, blob.path,
+        record = ObjectRecord(bucket["name"], key, blob.size, etag, self.clock(), content_type, metadata, blob.path,
                               "Appendable", crc)
         delta = self.storage.put_object_if(record, expected_path=current.path if current is not None else None)
         if delta is None:  # another append won the race: this one's position is now stale
             self.storage.discard_blob(blob.path)
-            latest = self.storage.get_object(bucket, key)
+            latest = self.storage.get_object(bucket["name"], key)
             error = OssError(409, "PositionNotEqualToLength", "Position is not equal to file length")
             error.headers["x-oss-next-append-position"] = str(latest.size if latest is not None else 0)
             raise error
@@ -682,7 +618,7 @@ class OssApi:
                            **_crc_header(crc)})
 
     # -- symlinks ----------------------------------------------------------------------------
-    def _put_symlink(self, call: Call, principal: Principal, bucket: str, key: str) -> Reply:
+    def _put_symlink(self, call: Call, principal: Principal, bucket: Mapping[str, Any], key: str) -> Reply:
         """PutSymlink: the target is not checked (it need not exist); metadata headers go on the link."""
         raw_target = call.header("x-oss-symlink-target")
         if not raw_target:
@@ -696,7 +632,7 @@ class OssApi:
         forbid_overwrite = (call.header("x-oss-forbid-overwrite") or "").lower() == "true"
         blob = self.storage.write_blob([])
         etag = hashlib.md5(target.encode()).hexdigest().upper()  # noqa: S324 - an ETag, not a security measure
-        record = ObjectRecord(bucket, key, 0, etag, self.clock(),
+        record = ObjectRecord(bucket["name"], key, 0, etag, self.clock(),
                               call.header("content-type") or "application/octet-stream",
                               rules.metadata_from(call.headers), blob.path, "Symlink", None, target)
         delta = self.storage.put_object(record, forbid_overwrite=forbid_overwrite)
@@ -706,8 +642,8 @@ class OssApi:
         self._publish("ObjectCreated:PutSymlink", call, principal, record, delta)
         return Reply(200, {"ETag": f'"{etag}"'})
 
-    def _get_symlink(self, bucket: str, key: str) -> Reply:
-        record = self._existing(bucket, key)
+    def _get_symlink(self, call: Call, principal: Principal, bucket: Mapping[str, Any], key: str) -> Reply:
+        record = self._existing(bucket["name"], key)
         if record.object_type != "Symlink" or record.symlink_target is None:
             raise OssError(400, "NotSymlink", "The specified object is not a symlink.", Key=key)
         # Percent-encoded where a header cannot carry the name (non-ASCII, controls, "%"); oss2 and
@@ -740,23 +676,9 @@ class OssApi:
         if not_modified:
             blob.close()
             return Reply(304, {"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]})
-        for param, header in rules.RESPONSE_OVERRIDES.items():
-            if param in call.params:
-                value = call.params[param]
-                if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):  # no header injection
-                    raise invalid_argument(f"{param} contains a control character.", ArgumentName=param)
-                headers[header] = value
+        headers.update(_response_overrides(call))
         if _wants_gzip(call, record):
-            for name in ("ETag", "Accept-Ranges"):
-                headers.pop(name)
-            headers.update({"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
-            body = b""
-            if call.method == "GET":
-                with blob:
-                    body = gzip.compress(blob.read(record.size), compresslevel=6)
-            else:
-                blob.close()
-            return Reply(200, headers, body, chunked=True)
+            return _gzip_reply(call, record, blob, headers)
         byte_range = rules.parse_range(call.header("range"), record.size)
         if byte_range is None:
             return Reply(200, headers, file=(blob, 0, record.size), rate_limit=rate_limit)
@@ -818,21 +740,22 @@ class OssApi:
             raise OssError(404, "NoSuchUpload", UploadId=upload_id)
         return upload
 
-    def _initiate_upload(self, call: Call, bucket: str, key: str) -> Reply:
+    def _initiate_upload(self, call: Call, principal: Principal, bucket: Mapping[str, Any], key: str) -> Reply:
         call.body.read_all(64 * 1024)
         upload_id = self.storage.create_upload(
-            bucket, key, call.header("content-type") or "application/octet-stream", rules.metadata_from(call.headers)
+            bucket["name"], key, call.header("content-type") or "application/octet-stream",
+            rules.metadata_from(call.headers),
         )
         encode = call.params.get("encoding-type") == "url"
         body = ('<?xml version="1.0" encoding="UTF-8"?>\n<InitiateMultipartUploadResult>'
                 + (element("EncodingType", "url") if encode else "")
-                + element("Bucket", bucket) + element("Key", quote(key, safe="") if encode else key)
+                + element("Bucket", bucket["name"]) + element("Key", quote(key, safe="") if encode else key)
                 + element("UploadId", upload_id) + "</InitiateMultipartUploadResult>")
         return Reply(200, dict(XML), body.encode())
 
-    def _upload_part(self, call: Call, principal: Principal, bucket: str, key: str) -> Reply:
+    def _upload_part(self, call: Call, principal: Principal, bucket: Mapping[str, Any], key: str) -> Reply:
         part_number = rules.part_number(call.params["partNumber"])
-        upload = self._upload(call.params["uploadId"], bucket, key)
+        upload = self._upload(call.params["uploadId"], bucket["name"], key)
         if call.header("x-oss-copy-source") is not None:
             return self._upload_part_copy(call, principal, upload, part_number)
         blob = self._receive(call, rules.MAX_OBJECT_SIZE)
@@ -859,8 +782,8 @@ class OssApi:
                 + "</CopyPartResult>")
         return Reply(200, {**XML, "ETag": f'"{blob.etag}"', **_crc_header(blob.crc64)}, body.encode())
 
-    def _complete_upload(self, call: Call, principal: Principal, bucket: str, key: str) -> Reply:
-        upload = self._upload(call.params["uploadId"], bucket, key)
+    def _complete_upload(self, call: Call, principal: Principal, bucket: Mapping[str, Any], key: str) -> Reply:
+        upload = self._upload(call.params["uploadId"], bucket["name"], key)
         stored = {p.part_number: p for p in self.storage.parts(upload.upload_id)}
         body = call.body.read_all(4 * 1024 * 1024)
         if (call.header("x-oss-complete-all") or "").lower() == "yes":
@@ -895,7 +818,7 @@ class OssApi:
         # The object's CRC-64 from the parts' CRCs (combine formula), without reading the data again.
         known_crcs = [(p.crc64, p.size) for p in chosen if p.crc64 is not None]
         crc = crc64.combine_all(known_crcs) if len(known_crcs) == len(chosen) else None
-        record = ObjectRecord(bucket, key, sum(p.size for p in chosen), etag, self.clock(), upload.content_type,
+        record = ObjectRecord(bucket["name"], key, sum(p.size for p in chosen), etag, self.clock(), upload.content_type,
                               upload.metadata, path, "Multipart", crc)
         delta = self.storage.finish_upload(upload.upload_id, record)
         self._publish("ObjectCreated:CompleteMultipartUpload", call, principal, record, delta)
@@ -903,13 +826,13 @@ class OssApi:
         shown_key = quote(key, safe="") if encode else key
         out = ('<?xml version="1.0" encoding="UTF-8"?>\n<CompleteMultipartUploadResult>'
                + (element("EncodingType", "url") if encode else "")
-               + element("Location", f"http://{call.host}/{bucket}/{quote(key)}")
-               + element("Bucket", bucket) + element("Key", shown_key)
+               + element("Location", f"http://{call.host}/{bucket['name']}/{quote(key)}")
+               + element("Bucket", bucket["name"]) + element("Key", shown_key)
                + element("ETag", f'"{etag}"') + "</CompleteMultipartUploadResult>")
         return Reply(200, {**XML, "ETag": f'"{etag}"', **_crc_header(crc)}, out.encode())
 
-    def _list_parts(self, call: Call, bucket: str, key: str) -> Reply:
-        upload = self._upload(call.params["uploadId"], bucket, key)
+    def _list_parts(self, call: Call, principal: Principal, bucket: Mapping[str, Any], key: str) -> Reply:
+        upload = self._upload(call.params["uploadId"], bucket["name"], key)
         try:
             max_parts = int(call.params.get("max-parts") or 1000)
             marker = int(call.params.get("part-number-marker") or 0)
@@ -924,7 +847,7 @@ class OssApi:
         out = ['<?xml version="1.0" encoding="UTF-8"?>\n<ListPartsResult>']
         if encode:
             out.append(element("EncodingType", "url"))
-        out += [element("Bucket", bucket), element("Key", quote(key, safe="") if encode else key),
+        out += [element("Bucket", bucket["name"]), element("Key", quote(key, safe="") if encode else key),
                 element("UploadId", upload.upload_id), element("StorageClass", "Standard"),
                 element("PartNumberMarker", str(marker)),
                 element("NextPartNumberMarker", str(parts[-1].part_number if parts else marker)),
@@ -964,6 +887,33 @@ class OssApi:
         ))
 
 
+_BucketOperation = Callable[[OssApi, Call, Principal, Mapping[str, Any]], Reply]
+# Bucket sub-resource operations: (method, query name, policy action, operation), first match wins.
+# A None action: the operation authorizes what it touches itself (DeleteMultipleObjects, each key).
+_BUCKET_ROUTES: tuple[tuple[str, str, str | None, _BucketOperation], ...] = (
+    ("GET", "bucketInfo", "oss:GetBucketInfo", OssApi._get_bucket_info),
+    ("GET", "location", "oss:GetBucketLocation", OssApi._get_bucket_location),
+    ("PUT", "acl", "oss:PutBucketAcl", OssApi._put_bucket_acl),
+    ("GET", "acl", "oss:GetBucketAcl", OssApi._get_bucket_acl),
+    ("GET", "uploads", "oss:ListMultipartUploads", OssApi._list_uploads),
+    ("POST", "delete", None, OssApi._delete_multiple),
+)
+
+_ObjectOperation = Callable[[OssApi, Call, Principal, Mapping[str, Any], str], Reply]
+# Object sub-resource operations: (method, query names all present, policy action on the object,
+# operation), first match wins.
+_OBJECT_ROUTES: tuple[tuple[str, frozenset[str], str, _ObjectOperation], ...] = (
+    ("POST", frozenset({"append"}), "oss:PutObject", OssApi._append_object),
+    ("POST", frozenset({"uploads"}), "oss:PutObject", OssApi._initiate_upload),
+    ("POST", frozenset({"uploadId"}), "oss:PutObject", OssApi._complete_upload),
+    ("PUT", frozenset({"uploadId", "partNumber"}), "oss:PutObject", OssApi._upload_part),
+    ("DELETE", frozenset({"uploadId"}), "oss:AbortMultipartUpload", OssApi._abort_upload),
+    ("GET", frozenset({"uploadId"}), "oss:ListParts", OssApi._list_parts),
+    ("HEAD", frozenset({"objectMeta"}), "oss:GetObject", OssApi._get_object_meta),
+    ("PUT", frozenset({"symlink"}), "oss:PutObject", OssApi._put_symlink),
+    ("GET", frozenset({"symlink"}), "oss:GetObject", OssApi._get_symlink),
+)
+
 # -- helpers -----------------------------------------------------------------------------------
 _HEADER_SAFE = "/ !\"#$&'()*+,-.:;<=>?@[]^_`{|}~"
 
@@ -979,6 +929,32 @@ def _wants_gzip(call: Call, record: ObjectRecord) -> bool:
             and record.content_type.split(";", 1)[0].strip().lower() in GZIP_TYPES
             and GZIP_MIN_SIZE <= record.size <= GZIP_MAX_SIZE
             and "content-encoding" not in record.metadata)
+
+
+def _response_overrides(call: Call) -> dict[str, str]:
+    """The headers a GetObject request asks to be answered with (response-content-type=... and the like)."""
+    headers = {}
+    for param, header in rules.RESPONSE_OVERRIDES.items():
+        if param in call.params:
+            value = call.params[param]
+            if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):  # no header injection
+                raise invalid_argument(f"{param} contains a control character.", ArgumentName=param)
+            headers[header] = value
+    return headers
+
+
+def _gzip_reply(call: Call, record: ObjectRecord, blob: BinaryIO, headers: dict[str, str]) -> Reply:
+    """The object compressed (Accept-Encoding: gzip): no ETag, Accept-Ranges or Content-Length."""
+    for name in ("ETag", "Accept-Ranges"):
+        headers.pop(name)
+    headers.update({"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+    body = b""
+    if call.method == "GET":
+        with blob:
+            body = gzip.compress(blob.read(record.size), compresslevel=6)
+    else:
+        blob.close()
+    return Reply(200, headers, body, chunked=True)
 
 
 def _crc_header(crc: int | None) -> dict[str, str]:

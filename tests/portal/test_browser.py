@@ -251,6 +251,30 @@ def test_an_out_of_scope_attempt_is_refused_in_words_with_the_request_id(page, a
     assert page.url == apikey_stack.portal_url  # the page stayed
 
 
+def test_a_wrong_key_and_a_throttled_answer_are_said_in_words(page, apikey_stack, console):
+    console.expect(r"status of (401|503)")
+    page.goto(apikey_stack.portal_url)
+    page.fill("#api-key", "demo-not-a-key")
+    page.click("#key-form button[type=submit]")
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.inner_text("#error-text") == "Your sign-in has expired or is not valid. Please sign in again."
+    assert page.inner_text("#error-request-id").startswith("1-")
+    assert page.is_visible("#key-form")  # asked to sign in again
+    page.click("#error-close")
+    page.fill("#api-key", apikey_stack.secrets.api_key)
+    page.click("#key-form button[type=submit]")
+    page.wait_for_selector('tr[data-key="exampledir/exampleobject.txt"]')
+    # What the API answers when STS throttles it (README: 503 with Retry-After), as the page receives it.
+    page.route("**/sign?*", lambda route: route.fulfill(
+        status=503, headers={"Retry-After": "2", "Content-Type": "application/json"},
+        body=json.dumps({"code": "ServiceUnavailable", "message": "STS is throttling; retry later",
+                         "requestId": "1-5f0c1d2e-0123456789abcdef01234567"})))
+    row(page, "exampledir/exampleobject.txt").locator("button.download").click()
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.inner_text("#error-text") == "Too many requests right now. Please wait a moment and try again."
+    assert page.inner_text("#error-request-id") == "1-5f0c1d2e-0123456789abcdef01234567"
+
+
 def test_languages_follow_the_browser_and_can_be_switched(browser, console, apikey_stack):
     page = open_page(browser, console, locale="zh-CN")
     try:

@@ -117,6 +117,7 @@
     const code = error.code || '';
     const status = error.status || 0;
     const message = error.message || code;
+    if (code === 'Oidc') return message; // already in words
     if (error.name === 'TypeError' || code === 'RequestError' || code === 'ConnectionTimeoutError') return t('errNetwork');
     if (['KeyOutsideScope', 'SymlinkOutOfScope', 'AccessDenied'].includes(code)) return t('errOutOfScope');
     if (status === 401 || ['Unauthorized', 'InvalidAccessKeyId', 'SecurityTokenExpired', 'InvalidSecurityToken']

@@ -297,18 +297,8 @@ class Verifier:
         version = request.query_value("x-oss-signature-version")
         if version != V4_ALGORITHM:
             raise invalid_argument(f"Unsupported x-oss-signature-version: {version!r}.")
-        credential = request.query_value("x-oss-credential")
-        provided = request.query_value("x-oss-signature")
-        date_value = request.query_value("x-oss-date")
-        expires = request.query_value("x-oss-expires")
-        if not credential:
-            raise invalid_argument("x-oss-credential is missing in the request.")
-        if not provided:
-            raise invalid_argument("x-oss-signature is missing in the request.")
-        if not date_value:
-            raise invalid_argument("x-oss-date is missing in the request.")
-        if not expires:
-            raise invalid_argument("x-oss-expires is missing in the request.")
+        credential, provided, date_value, expires = _required_query_values(
+            request, "x-oss-credential", "x-oss-signature", "x-oss-date", "x-oss-expires")
         access_key_id, scope_date, region, product = _parse_credential(credential)
         token = request.query_value("x-oss-security-token")
         secret, principal = self.credentials(access_key_id, token)
@@ -316,13 +306,7 @@ class Verifier:
         if request_time is None:
             raise invalid_argument("Invalid x-oss-date, it must be in ISO 8601 basic format (YYYYMMDDTHHMMSSZ).",
                                    ec=EC_V4_DATE_FORMAT)
-        try:
-            lifetime = int(expires)
-        except ValueError:
-            raise invalid_argument("x-oss-expires must be an integer number of seconds.") from None
-        if not 1 <= lifetime <= MAX_V4_EXPIRES:
-            raise invalid_argument(f"x-oss-expires must be between 1 and {MAX_V4_EXPIRES} seconds.",
-                                   ec=EC_V4_EXPIRES_RANGE)
+        lifetime = _v4_url_lifetime(expires)
         self.check_scope(scope_date, region, product, date_value)
         now = self.clock()
         if now < request_time - MAX_SKEW_SECONDS:
@@ -473,6 +457,29 @@ def _parse_http_date(value: str) -> float | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed.timestamp()
+
+
+def _required_query_values(request: IncomingRequest, *names: str) -> list[str]:
+    """The values of these query parameters, in order; the first one missing or empty is an error."""
+    values = []
+    for name in names:
+        value = request.query_value(name)
+        if not value:
+            raise invalid_argument(f"{name} is missing in the request.")
+        values.append(value)
+    return values
+
+
+def _v4_url_lifetime(expires: str) -> int:
+    """x-oss-expires: whole seconds, 1..MAX_V4_EXPIRES."""
+    try:
+        lifetime = int(expires)
+    except ValueError:
+        raise invalid_argument("x-oss-expires must be an integer number of seconds.") from None
+    if not 1 <= lifetime <= MAX_V4_EXPIRES:
+        raise invalid_argument(f"x-oss-expires must be between 1 and {MAX_V4_EXPIRES} seconds.",
+                               ec=EC_V4_EXPIRES_RANGE)
+    return lifetime
 
 
 def _parse_iso_basic(value: str) -> float | None:

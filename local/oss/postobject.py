@@ -14,7 +14,7 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -168,42 +168,56 @@ def _condition_failed(condition: Any) -> OssError:
     return access_denied(f"Invalid according to Policy: Policy Condition failed: {json.dumps(condition)}")
 
 
+# The policy's match conditions, ["<operator>", "$<field>", <wanted>]: (the field's value, wanted) -> met.
+_MATCHES: dict[str, Callable[[str | None, Any], bool]] = {
+    "eq": lambda actual, wanted: actual == str(wanted),
+    "starts-with": lambda actual, wanted: actual is not None and actual.startswith(str(wanted)),
+    "in": lambda actual, wanted: actual in [str(w) for w in wanted],
+    "not-in": lambda actual, wanted: actual not in [str(w) for w in wanted],
+}
+
+
 def check_conditions(policy: Policy, values: Mapping[str, str], size: int | None) -> None:
     """Check every policy condition; ``size`` None skips content-length-range (checked after upload)."""
     for condition in policy.conditions:
         if isinstance(condition, dict):
-            for name, expected in condition.items():
-                if values.get(name.lower()) != str(expected):
-                    raise _condition_failed(condition)
+            _check_exact(condition, values)
             continue
         if not isinstance(condition, list) or not condition:
             raise invalid_argument("Invalid Policy: Invalid conditions.")
-        operator = str(condition[0]).lower()
-        if operator == "content-length-range":
-            if len(condition) != 3:
-                raise invalid_argument("Invalid Policy: Invalid content-length-range.")
-            low, high = int(condition[1]), int(condition[2])
-            if size is not None and size < low:
-                raise OssError(400, "EntityTooSmall", MinSizeAllowed=str(low), ProposedSize=str(size))
-            if size is not None and size > high:
-                raise OssError(400, "EntityTooLarge", MaxSizeAllowed=str(high), ProposedSize=str(size))
-            continue
-        if len(condition) != 3 or not str(condition[1]).startswith("$"):
-            raise invalid_argument("Invalid Policy: Invalid conditions.")
-        actual = values.get(str(condition[1])[1:].lower())
-        wanted = condition[2]
-        if operator == "eq":
-            ok = actual == str(wanted)
-        elif operator == "starts-with":
-            ok = actual is not None and actual.startswith(str(wanted))
-        elif operator == "in":
-            ok = actual in [str(w) for w in wanted]
-        elif operator == "not-in":
-            ok = actual not in [str(w) for w in wanted]
+        if str(condition[0]).lower() == "content-length-range":
+            _check_content_length(condition, size)
         else:
-            raise invalid_argument(f"Invalid Policy: unknown condition {operator}.")
-        if not ok:
+            _check_match(condition, values)
+
+
+def _check_exact(condition: dict[str, Any], values: Mapping[str, str]) -> None:
+    """{"<field>": "<value>"}: the field equals the value."""
+    for name, expected in condition.items():
+        if values.get(name.lower()) != str(expected):
             raise _condition_failed(condition)
+
+
+def _check_content_length(condition: list[Any], size: int | None) -> None:
+    """["content-length-range", low, high]; a None size (the file not received yet) passes."""
+    if len(condition) != 3:
+        raise invalid_argument("Invalid Policy: Invalid content-length-range.")
+    low, high = int(condition[1]), int(condition[2])
+    if size is not None and size < low:
+        raise OssError(400, "EntityTooSmall", MinSizeAllowed=str(low), ProposedSize=str(size))
+    if size is not None and size > high:
+        raise OssError(400, "EntityTooLarge", MaxSizeAllowed=str(high), ProposedSize=str(size))
+
+
+def _check_match(condition: list[Any], values: Mapping[str, str]) -> None:
+    operator = str(condition[0]).lower()
+    if len(condition) != 3 or not str(condition[1]).startswith("$"):
+        raise invalid_argument("Invalid Policy: Invalid conditions.")
+    matches = _MATCHES.get(operator)
+    if matches is None:
+        raise invalid_argument(f"Invalid Policy: unknown condition {operator}.")
+    if not matches(values.get(str(condition[1])[1:].lower()), condition[2]):
+        raise _condition_failed(condition)
 
 
 def authenticate_form(verifier: Verifier, form: PostForm, now: float) -> tuple[Principal, Policy | None]:

@@ -52,6 +52,18 @@ def decode_object_name(value: str) -> str:
         raise _bad("The watermark object name is not valid URL-safe base64.") from None
 
 
+def _watermark_reads(encoded: str, depth: int) -> list[str]:
+    """The objects a watermark image parameter reads: the image, and what its own x-oss-process reads."""
+    key, _, nested = decode_object_name(encoded).partition("?")
+    if not key:
+        raise _bad("The watermark object name is empty.")
+    if not nested:
+        return [key]
+    if depth >= MAX_NESTING:
+        raise _bad("Watermark processing is nested too deeply.")
+    return [key, *parse(nested.removeprefix("x-oss-process="), depth=depth + 1).reads]
+
+
 def parse(text: str, *, depth: int = 0) -> ProcessPlan:
     if not text or len(text) > MAX_LENGTH:
         raise _bad("The x-oss-process parameter is empty or too long.")
@@ -71,15 +83,8 @@ def parse(text: str, *, depth: int = 0) -> ProcessPlan:
         if not _OPERATION.match(name):
             raise _bad(f"Invalid x-oss-process operation {name!r}.")
         operations.append(name)
-        for param in params:
-            if kind == "image" and name == "watermark" and param.startswith("image_"):
-                key, _, nested = decode_object_name(param[len("image_"):]).partition("?")
-                if not key:
-                    raise _bad("The watermark object name is empty.")
-                reads.append(key)
-                if nested:
-                    if depth >= MAX_NESTING:
-                        raise _bad("Watermark processing is nested too deeply.")
-                    nested_text = nested.removeprefix("x-oss-process=")
-                    reads.extend(parse(nested_text, depth=depth + 1).reads)
+        if kind == "image" and name == "watermark":
+            for param in params:
+                if param.startswith("image_"):
+                    reads.extend(_watermark_reads(param[len("image_"):], depth))
     return ProcessPlan(kind, tuple(operations), tuple(reads))

@@ -260,42 +260,51 @@ def _inline_jwk_set(document: str) -> Any:
 
 
 def _verification_key(token: str, header: Mapping[str, Any], settings: AuthSettings) -> Any:
-    import jwt
-
-    algorithm = header["alg"]
-    kid = header.get("kid")
-    if algorithm == "HS256":
+    """The key ``header`` asks for: the HS256 secret, else the first source that knows it (inline JWKS, the
+    JWKS URL, JWT_PUBLIC_KEY, in that order)."""
+    if header["alg"] == "HS256":
         if not settings.jwt_hs256_secret:
             raise _invalid_token("HS256 tokens are not accepted")
         return settings.jwt_hs256_secret
+    key = None
     if settings.jwt_jwks:
-        key_set = _inline_jwk_set(settings.jwt_jwks)
-        candidates = [k for k in key_set.keys if kid is None or k.key_id == kid]
-        if kid is None and len(key_set.keys) > 1:
-            raise _invalid_token("the token has no 'kid' header to select its key")
-        if candidates:
-            return candidates[0].key
-        if not (settings.jwt_jwks_url or settings.jwt_public_key):
-            raise _invalid_token("the token's signing key is unknown")
-    if settings.jwt_jwks_url:
-        url = settings.jwt_jwks_url
-        unavailable = ServiceUnavailable("the identity provider's keys are unavailable; retry later",
-                                         headers={"Retry-After": str(JWKS_FAILURE_PAUSE_SECONDS)})
-        failed_at = _jwks_failed_at.get(url)
-        if failed_at is not None and time.monotonic() - failed_at < JWKS_FAILURE_PAUSE_SECONDS:
-            raise unavailable
-        try:
-            return _jwks_client(url).get_signing_key_from_jwt(token).key
-        except jwt.PyJWKClientConnectionError:
-            _jwks_failed_at[url] = time.monotonic()
-            log.get_logger().warning("JWKS fetch failed", url=url)
-            raise unavailable from None
-        except (jwt.PyJWKClientError, jwt.PyJWKError, jwt.DecodeError):
-            if not settings.jwt_public_key:
-                raise _invalid_token("the token's signing key is unknown") from None
-    if settings.jwt_public_key:
-        return _public_key(settings.jwt_public_key)
-    raise _invalid_token("the token's signing key is unknown")
+        key = _inline_jwks_key(settings.jwt_jwks, header.get("kid"))
+    if key is None and settings.jwt_jwks_url:
+        key = _remote_jwks_key(token, settings.jwt_jwks_url)
+    if key is None and settings.jwt_public_key:
+        key = _public_key(settings.jwt_public_key)
+    if key is None:
+        raise _invalid_token("the token's signing key is unknown")
+    return key
+
+
+def _inline_jwks_key(document: str, kid: str | None) -> Any:
+    """The JWT_JWKS key with id ``kid`` (the only key when there is no ``kid``), or None: not there."""
+    key_set = _inline_jwk_set(document)
+    if kid is None and len(key_set.keys) > 1:
+        raise _invalid_token("the token has no 'kid' header to select its key")
+    candidates = [k for k in key_set.keys if kid is None or k.key_id == kid]
+    return candidates[0].key if candidates else None
+
+
+def _remote_jwks_key(token: str, url: str) -> Any:
+    """The key JWT_JWKS_URL publishes for ``token``, or None: not there. An unreachable provider is a 503,
+    and is not asked again for JWKS_FAILURE_PAUSE_SECONDS."""
+    import jwt
+
+    unavailable = ServiceUnavailable("the identity provider's keys are unavailable; retry later",
+                                     headers={"Retry-After": str(JWKS_FAILURE_PAUSE_SECONDS)})
+    failed_at = _jwks_failed_at.get(url)
+    if failed_at is not None and time.monotonic() - failed_at < JWKS_FAILURE_PAUSE_SECONDS:
+        raise unavailable
+    try:
+        return _jwks_client(url).get_signing_key_from_jwt(token).key
+    except jwt.PyJWKClientConnectionError:
+        _jwks_failed_at[url] = time.monotonic()
+        log.get_logger().warning("JWKS fetch failed", url=url)
+        raise unavailable from None
+    except (jwt.PyJWKClientError, jwt.PyJWKError, jwt.DecodeError):
+        return None
 
 
 _public_keys: dict[str, Any] = {}
@@ -317,11 +326,25 @@ def _public_key(pem: str) -> Any:
 
 
 def _jwt_identity(request: Request, settings: AuthSettings) -> Identity:
-    import jwt
-
     token = request.bearer_token()
     if token is None:
         raise Unauthorized("a bearer token is required (Authorization: Bearer <JWT>)", headers=_jwt_challenge())
+    header = _accepted_header(token, settings)
+    key = _verification_key(token, header, settings)
+    claims = _verified_claims(token, key, header["alg"], settings)
+    subject = claims.get("sub")
+    if subject is None:
+        raise Forbidden("the token has no 'sub' claim")
+    if not is_safe_segment(subject):
+        raise Forbidden("the token's subject contains characters not allowed in a scope")
+    scope = fill_scope(settings.scope_template, claims)
+    return Identity(subject=subject, scope=scope, name=subject, method="jwt", claims=claims)
+
+
+def _accepted_header(token: str, settings: AuthSettings) -> Mapping[str, Any]:
+    """The token's unverified header, refused unless its algorithm is one JWT_ALGORITHMS accepts."""
+    import jwt
+
     if not token.isascii():  # base64url and dots only; a lone surrogate would make PyJWT raise UnicodeEncodeError
         raise _invalid_token("the token is malformed")
     try:
@@ -335,9 +358,15 @@ def _jwt_identity(request: Request, settings: AuthSettings) -> Identity:
     kid = header.get("kid")
     if kid is not None and not isinstance(kid, str):
         raise _invalid_token("the token is malformed")
-    key = _verification_key(token, header, settings)
+    return header
+
+
+def _verified_claims(token: str, key: Any, algorithm: str, settings: AuthSettings) -> dict[str, Any]:
+    """The claims of a token whose signature, expiry, audience and issuer hold; 401 saying which does not."""
+    import jwt
+
     try:
-        claims = jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             token,
             key,
             algorithms=[algorithm],
@@ -360,13 +389,7 @@ def _jwt_identity(request: Request, settings: AuthSettings) -> Identity:
         raise _invalid_token("the token's signature is not valid") from None
     except (jwt.PyJWTError, ValueError, TypeError):
         raise _invalid_token("the token is not valid") from None
-    subject = claims.get("sub")
-    if subject is None:
-        raise Forbidden("the token has no 'sub' claim")
-    if not is_safe_segment(subject):
-        raise Forbidden("the token's subject contains characters not allowed in a scope")
-    scope = fill_scope(settings.scope_template, claims)
-    return Identity(subject=subject, scope=scope, name=subject, method="jwt", claims=claims)
+    return claims
 
 
 def reset_caches() -> None:

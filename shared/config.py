@@ -672,33 +672,43 @@ def _check_consistency(settings: Settings) -> None:
     sts = settings.sts
     if function == "token" and sts.default_duration > sts.max_duration:
         raise ConfigError("STS_DEFAULT_DURATION must not exceed STS_MAX_DURATION")
-    auth = settings.auth
     if function in AUTHENTICATING_FUNCTIONS:
-        if auth.mode == "none" and not auth.anonymous_scope:
-            raise ConfigError("AUTH_MODE=none requires AUTH_ANONYMOUS_SCOPE (a prefix ending with '/')")
-        if auth.mode == "apikey" and not auth.api_keys:
-            raise ConfigError("AUTH_MODE=apikey requires AUTH_API_KEYS")
-        if auth.mode == "jwt":
-            bad = [a for a in auth.jwt_algorithms if a not in _ALLOWED_JWT_ALGORITHMS]
-            if bad or not auth.jwt_algorithms:
-                raise ConfigError("JWT_ALGORITHMS accepts " + ", ".join(sorted(_ALLOWED_JWT_ALGORITHMS)))
-            if not (auth.jwt_public_key or auth.jwt_jwks or auth.jwt_jwks_url or auth.jwt_hs256_secret):
-                raise ConfigError("AUTH_MODE=jwt requires JWT_PUBLIC_KEY, JWT_JWKS, JWT_JWKS_URL or "
-                                  "JWT_HS256_SECRET")
-            if not auth.jwt_issuer or not auth.jwt_audience:
-                raise ConfigError("AUTH_MODE=jwt requires JWT_ISSUER and JWT_AUDIENCE")
-            if not auth.scope_template.endswith("/"):
-                raise ConfigError("AUTH_SCOPE_TEMPLATE must end with '/'")
+        _check_auth(settings.auth)
     if function in {"download"} and settings.download.base_url and not settings.download.link_secret:
         raise ConfigError("DOWNLOAD_BASE_URL requires DOWNLOAD_LINK_SECRET")
-    for name, current, previous, until in (
-            ("DOWNLOAD_LINK", settings.download.link_secret, settings.download.previous_link_secret,
-             settings.download.previous_link_until),
-            ("WEBHOOK", settings.webhook.secret, settings.webhook.previous_secret, settings.webhook.previous_until)):
-        if previous and until is None:
-            raise ConfigError(f"{name}_PREVIOUS_SECRET requires {name}_PREVIOUS_UNTIL (when to stop accepting it)")
-        if previous and previous == current:
-            raise ConfigError(f"{name}_PREVIOUS_SECRET must differ from the current secret")
+    _check_previous_secret("DOWNLOAD_LINK", settings.download.link_secret, settings.download.previous_link_secret,
+                           settings.download.previous_link_until)
+    _check_previous_secret("WEBHOOK", settings.webhook.secret, settings.webhook.previous_secret,
+                           settings.webhook.previous_until)
+
+
+def _check_auth(auth: AuthSettings) -> None:
+    if auth.mode == "none" and not auth.anonymous_scope:
+        raise ConfigError("AUTH_MODE=none requires AUTH_ANONYMOUS_SCOPE (a prefix ending with '/')")
+    if auth.mode == "apikey" and not auth.api_keys:
+        raise ConfigError("AUTH_MODE=apikey requires AUTH_API_KEYS")
+    if auth.mode == "jwt":
+        _check_jwt(auth)
+
+
+def _check_jwt(auth: AuthSettings) -> None:
+    bad = [a for a in auth.jwt_algorithms if a not in _ALLOWED_JWT_ALGORITHMS]
+    if bad or not auth.jwt_algorithms:
+        raise ConfigError("JWT_ALGORITHMS accepts " + ", ".join(sorted(_ALLOWED_JWT_ALGORITHMS)))
+    if not (auth.jwt_public_key or auth.jwt_jwks or auth.jwt_jwks_url or auth.jwt_hs256_secret):
+        raise ConfigError("AUTH_MODE=jwt requires JWT_PUBLIC_KEY, JWT_JWKS, JWT_JWKS_URL or JWT_HS256_SECRET")
+    if not auth.jwt_issuer or not auth.jwt_audience:
+        raise ConfigError("AUTH_MODE=jwt requires JWT_ISSUER and JWT_AUDIENCE")
+    if not auth.scope_template.endswith("/"):
+        raise ConfigError("AUTH_SCOPE_TEMPLATE must end with '/'")
+
+
+def _check_previous_secret(name: str, current: str, previous: str, until: datetime | None) -> None:
+    """A rotated-out secret (``<name>_PREVIOUS_SECRET``) needs its end date and must differ from the current."""
+    if previous and until is None:
+        raise ConfigError(f"{name}_PREVIOUS_SECRET requires {name}_PREVIOUS_UNTIL (when to stop accepting it)")
+    if previous and previous == current:
+        raise ConfigError(f"{name}_PREVIOUS_SECRET must differ from the current secret")
 
 
 def secret_values(settings: Settings) -> list[str]:

@@ -153,20 +153,10 @@ def _record(index: int, item: object) -> OssObjectRecord:
     obj = oss.get("object")
     if not isinstance(bucket, Mapping) or not isinstance(obj, Mapping):
         raise ValueError("oss.bucket or oss.object is missing")
-    name = item.get("eventName")
-    if not isinstance(name, str) or not name:
-        raise ValueError("eventName is missing")
-    key = obj.get("key")
-    if not isinstance(key, str) or not key:
-        raise ValueError("oss.object.key is missing")
-    bucket_name = bucket.get("name")
-    if not isinstance(bucket_name, str) or not bucket_name:
-        raise ValueError("oss.bucket.name is missing")
-    size = obj.get("size", 0)
-    if isinstance(size, str):
-        size = ascii_int_or_none(size)
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise ValueError("oss.object.size is not a non-negative integer")
+    name = _required_text(item, "eventName", "eventName")
+    key = _required_text(obj, "key", "oss.object.key")
+    bucket_name = _required_text(bucket, "name", "oss.bucket.name")
+    size = _object_size(obj.get("size", 0))
     etag = obj.get("eTag", "")
     if not isinstance(etag, str):
         raise ValueError("oss.object.eTag is not a string")
@@ -186,6 +176,21 @@ def _record(index: int, item: object) -> OssObjectRecord:
         request_id=str(request_id or ""),
         raw=item,
     )
+
+
+def _required_text(mapping: Mapping[str, Any], name: str, what: str) -> str:
+    value = mapping.get(name)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} is missing")
+    return value
+
+
+def _object_size(value: object) -> int:
+    """``oss.object.size``: a non-negative integer, or its decimal ASCII digits."""
+    size = ascii_int_or_none(value) if isinstance(value, str) else value
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ValueError("oss.object.size is not a non-negative integer")
+    return size
 
 
 def parse_oss_event(raw: bytes | bytearray | str | Mapping[str, Any]) -> OssEvent:

@@ -423,39 +423,13 @@ def http_handler(function: str, *, methods: Iterable[str] = ("GET", "POST"), pat
                 request = parse_event(event, request_id=request_id, max_body_bytes=max_body_bytes)
                 request_id = request.request_id
                 cors = _cors_headers(request, settings.http)
-                if request.method == "OPTIONS":
-                    response = _preflight(request, settings.http, allowed)
-                elif request.method not in allowed:
-                    raise MethodNotAllowed(f"method {request.method[:16]} not allowed",
-                                           headers={"Allow": ", ".join((*allowed, "OPTIONS"))})
-                elif path is not None and not is_route_path(request.path, path):
-                    raise NotFound(f"no such endpoint; use {path}")
-                else:
-                    response = route(request, settings, context)
+                response = _dispatch(request, settings, context, route, allowed, path)
             except Exception as exc:
-                error = error_answer(exc)
-                logger = log.get_logger()
-                if error is None:  # details (message, traceback) to the log, masked; the caller gets the id
-                    logger.exception("unhandled error", error_type=type(exc).__name__)
-                    response = internal_error_response(request_id)
-                else:
-                    if error.status >= 500:
-                        logger.error("request failed", code=error.code, error=error.message)
-                    if isinstance(error, ConfigError):  # its details (variables, values) are for the operator
-                        error = ConfigError("the function is misconfigured; the operator has been told "
-                                            "(quote the request id)")
-                    response = error_response(error, request_id)
+                response = _failure_response(exc, request_id)
             response["headers"] = _sanitized_headers({**response.get("headers", {}), **cors})
             if request is not None and request.method == "HEAD":  # headers only, whatever the route built
                 response["body"], response["isBase64Encoded"] = "", False
-            log.get_logger().info(
-                "access",
-                method=request.method if request else None,
-                path=request.path if request else None,
-                status=response["statusCode"],
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                source_ip=request.source_ip if request else None,
-            )
+            _log_access(request, response, started)
             return response
 
         handler.__name__ = getattr(route, "__name__", "handler")
@@ -463,3 +437,41 @@ def http_handler(function: str, *, methods: Iterable[str] = ("GET", "POST"), pat
         return handler
 
     return decorate
+
+
+def _dispatch(request: Request, settings: config.Settings, context: Any, route: Route,
+              allowed: tuple[str, ...], path: str | None) -> Response:
+    """A preflight's answer, 405 / 404 for a method or path the function does not serve, else the route's."""
+    if request.method == "OPTIONS":
+        return _preflight(request, settings.http, allowed)
+    if request.method not in allowed:
+        raise MethodNotAllowed(f"method {request.method[:16]} not allowed",
+                               headers={"Allow": ", ".join((*allowed, "OPTIONS"))})
+    if path is not None and not is_route_path(request.path, path):
+        raise NotFound(f"no such endpoint; use {path}")
+    return route(request, settings, context)
+
+
+def _failure_response(exc: Exception, request_id: str) -> Response:
+    """The answer to an exception: its registered AppError, or a 500 naming only the request id."""
+    error = error_answer(exc)
+    logger = log.get_logger()
+    if error is None:  # details (message, traceback) to the log, masked; the caller gets the id
+        logger.exception("unhandled error", error_type=type(exc).__name__)
+        return internal_error_response(request_id)
+    if error.status >= 500:
+        logger.error("request failed", code=error.code, error=error.message)
+    if isinstance(error, ConfigError):  # its details (variables, values) are for the operator
+        error = ConfigError("the function is misconfigured; the operator has been told (quote the request id)")
+    return error_response(error, request_id)
+
+
+def _log_access(request: Request | None, response: Response, started: float) -> None:
+    log.get_logger().info(
+        "access",
+        method=request.method if request else None,
+        path=request.path if request else None,
+        status=response["statusCode"],
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        source_ip=request.source_ip if request else None,
+    )

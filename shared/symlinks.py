@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from shared.errors import AppError, Forbidden
 
 if TYPE_CHECKING:
-    from shared.storage import OssClient
+    from shared.storage import OssClient, OssError
 
 MAX_HOPS = 4
 LIST_THRESHOLD = 4  # keys of one directory from which one listing is cheaper than their HEADs
@@ -49,34 +49,20 @@ def inspect(client: OssClient, key: str, allows: Callable[[str], bool], *,
             version_id: str | None = None) -> Inspection:
     """HEAD ``key`` (and GetSymlink where needed); raise SymlinkOutOfScope if any link target is outside
     ``allows``, the storage errors as AppErrors (403, 502); a missing key is ``exists=False``."""
-    from shared.storage import OssError, to_app_error
+    from shared.storage import to_app_error
 
     targets: list[str] = []
     current, current_version = key, version_id
     for _hop in range(MAX_HOPS + 1):
-        refused: OssError | None = None
-        try:
-            info = client.head_object(current, version_id=current_version)
-        except OssError as error:
-            # Through a link HEAD answers for the target: 404 when it is missing, 403 when it is not readable
-            # with these credentials, 400 InvalidTargetType when it is a link. GetSymlink tells which.
-            if error.status not in (403, 404) and error.code != "InvalidTargetType":
-                raise to_app_error(error) from None
-            exists, refused = error.status != 404, error if error.status == 403 else None
-        else:
-            if info.headers.get("x-oss-object-type", "").lower() != "symlink":
-                return Inspection(key, True, tuple(targets))
-            exists = True
-        try:
-            target = client.get_symlink(current, version_id=current_version)
-        except OssError as error:
-            if error.status == 404 or error.code == "NotSymlink":  # not a link: the HEAD's answer stands
-                if refused is not None:
-                    raise to_app_error(refused) from None
-                return Inspection(key, exists and not targets, tuple(targets))
-            raise to_app_error(error) from None
-        except UnicodeDecodeError:
-            raise SymlinkOutOfScope("the key is a symlink whose target cannot be read") from None
+        head = _head(client, current, current_version)
+        if head is None:
+            return Inspection(key, True, tuple(targets))
+        exists, refused = head
+        target = _symlink_target(client, current, current_version)
+        if target is None:  # not a link: the HEAD's answer stands
+            if refused is not None:
+                raise to_app_error(refused) from None
+            return Inspection(key, exists and not targets, tuple(targets))
         if not target or not allows(target):
             raise SymlinkOutOfScope("the key is a symlink to an object outside the caller's scope")
         if refused is not None:
@@ -84,6 +70,37 @@ def inspect(client: OssClient, key: str, allows: Callable[[str], bool], *,
         targets.append(target)
         current, current_version = target, None
     raise SymlinkOutOfScope(f"the key is a chain of more than {MAX_HOPS} symlinks")
+
+
+def _head(client: OssClient, key: str, version_id: str | None) -> tuple[bool, OssError | None] | None:
+    """None when HEAD finds an object that is not a link; else (exists, the 403 to raise unless it is a link)."""
+    from shared.storage import OssError, to_app_error
+
+    try:
+        info = client.head_object(key, version_id=version_id)
+    except OssError as error:
+        # Through a link HEAD answers for the target: 404 when it is missing, 403 when it is not readable
+        # with these credentials, 400 InvalidTargetType when it is a link. GetSymlink tells which.
+        if error.status not in (403, 404) and error.code != "InvalidTargetType":
+            raise to_app_error(error) from None
+        return error.status != 404, error if error.status == 403 else None
+    if info.headers.get("x-oss-object-type", "").lower() != "symlink":
+        return None
+    return True, None
+
+
+def _symlink_target(client: OssClient, key: str, version_id: str | None) -> str | None:
+    """The target of the link ``key``, or None: ``key`` is not a link."""
+    from shared.storage import OssError, to_app_error
+
+    try:
+        return client.get_symlink(key, version_id=version_id)
+    except OssError as error:
+        if error.status == 404 or error.code == "NotSymlink":
+            return None
+        raise to_app_error(error) from None
+    except UnicodeDecodeError:
+        raise SymlinkOutOfScope("the key is a symlink whose target cannot be read") from None
 
 
 def inspect_many(client: OssClient, keys: Sequence[str], allows: Callable[[str], bool], *,
@@ -125,25 +142,8 @@ def listed_types(client: OssClient, keys: Sequence[str]) -> dict[str, str | None
         if len(members) < LIST_THRESHOLD:
             continue
         members.sort()
-        wanted, last = set(members), members[-1]
-        seen: dict[str, str] = {}
-        token: str | None = None
-        listed_to = ""
-        complete = False
         try:
-            for _page in range(LIST_MAX_PAGES):
-                # start-after is exclusive: the first key's own prefix sorts just before it.
-                page = client.list_objects_v2(directory, continuation_token=token, delimiter="/",
-                                              start_after=None if token else members[0][:-1] or None)
-                for info in page.objects:
-                    if info.key in wanted:
-                        seen[info.key] = info.object_type or "Normal"
-                    listed_to = max(listed_to, info.key)
-                listed_to = max([listed_to, *page.common_prefixes])
-                if not page.is_truncated or not page.next_continuation_token or listed_to >= last:
-                    complete = not page.is_truncated or listed_to >= last
-                    break
-                token = page.next_continuation_token
+            seen, listed_to, complete = _scan_directory(client, directory, members)
         except OssError:
             continue  # e.g. listing not allowed to these credentials: HEAD them instead
         for key in members:
@@ -152,3 +152,25 @@ def listed_types(client: OssClient, keys: Sequence[str]) -> dict[str, str | None
             elif complete or key <= listed_to:
                 settled[key] = None
     return settled
+
+
+def _scan_directory(client: OssClient, directory: str, members: list[str]) -> tuple[dict[str, str], str, bool]:
+    """List ``directory`` from its first sorted member for up to LIST_MAX_PAGES pages: the Type of each member
+    seen, the last key (or common prefix) listed, and whether the listing reached past the last member."""
+    wanted, last = set(members), members[-1]
+    seen: dict[str, str] = {}
+    token: str | None = None
+    listed_to = ""
+    for _page in range(LIST_MAX_PAGES):
+        # start-after is exclusive: the first key's own prefix sorts just before it.
+        page = client.list_objects_v2(directory, continuation_token=token, delimiter="/",
+                                      start_after=None if token else members[0][:-1] or None)
+        for info in page.objects:
+            if info.key in wanted:
+                seen[info.key] = info.object_type or "Normal"
+            listed_to = max(listed_to, info.key)
+        listed_to = max([listed_to, *page.common_prefixes])
+        if not page.is_truncated or not page.next_continuation_token or listed_to >= last:
+            return seen, listed_to, not page.is_truncated or listed_to >= last
+        token = page.next_continuation_token
+    return seen, listed_to, False

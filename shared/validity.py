@@ -84,18 +84,7 @@ def effective_validity(
         raise ExpiresTooShort(f"expires must be at least {policy.floor_seconds} seconds")
 
     signed_at = truncate_to_second(now)
-    # Ordered: on a tie the first bound is reported, the most useful one to a caller.
-    bounds: list[tuple[int, ClampReason]] = []
-    if credentials_expire_at is not None:
-        remaining = int((to_utc(credentials_expire_at) - signed_at).total_seconds())
-        bounds.append((remaining, "credentials"))
-    if version == "v4":
-        bounds.append((V4_MAX_EXPIRES, "v4_ceiling"))
-    elif version != "v1":
-        raise InvalidOption("signature version must be 'v4' or 'v1'")
-    if policy.max_seconds is not None:
-        bounds.append((policy.max_seconds, "configured_max"))
-
+    bounds = _bounds(version, signed_at, credentials_expire_at, policy)
     effective: int = requested
     reason: ClampReason | None = None
     for bound, bound_reason in bounds:
@@ -115,6 +104,23 @@ def effective_validity(
         clamped=reason is not None,
         clamp_reason=reason,
     )
+
+
+def _bounds(version: Version, signed_at: datetime, credentials_expire_at: datetime | None,
+            policy: ValidityPolicy) -> list[tuple[int, ClampReason]]:
+    """The upper bounds on a URL's lifetime, in seconds, each with its reason."""
+    # Ordered: on a tie the first bound is reported, the most useful one to a caller.
+    bounds: list[tuple[int, ClampReason]] = []
+    if credentials_expire_at is not None:
+        remaining = int((to_utc(credentials_expire_at) - signed_at).total_seconds())
+        bounds.append((remaining, "credentials"))
+    if version == "v4":
+        bounds.append((V4_MAX_EXPIRES, "v4_ceiling"))
+    elif version != "v1":
+        raise InvalidOption("signature version must be 'v4' or 'v1'")
+    if policy.max_seconds is not None:
+        bounds.append((policy.max_seconds, "configured_max"))
+    return bounds
 
 
 def to_utc(moment: datetime) -> datetime:

@@ -215,24 +215,29 @@ def _validate_condition(condition: object, where: str) -> dict[str, dict[str, li
             raise _fail(where, f"unknown condition operator {operator_name!r}")
         if not isinstance(clauses, dict) or not clauses:
             raise _fail(f"{where}.{operator_name}", "must be a non-empty object {key: values}")
-        keys: dict[str, list[str]] = {}
-        for key, raw_values in clauses.items():
-            key_where = f"{where}.{operator_name}.{key}"
-            if not isinstance(key, str) or not key:
-                raise _fail(key_where, "condition keys must be non-empty strings")
-            value_list = raw_values if isinstance(raw_values, list) else [raw_values]
-            if not value_list:
-                raise _fail(key_where, "needs at least one value")
-            values = [_condition_value(v, key_where) for v in value_list]
-            if operator.check_value is not None:
-                for value in values:
-                    try:
-                        operator.check_value(value)
-                    except (ValueError, InvalidOperation):
-                        raise _fail(key_where, f"{value!r} is not valid for {operator_name}") from None
-            keys[key] = values
-        normalized[operator_name] = keys
+        normalized[operator_name] = {
+            key: _condition_values(operator, operator_name, key, raw_values, f"{where}.{operator_name}.{key}")
+            for key, raw_values in clauses.items()
+        }
     return normalized
+
+
+def _condition_values(operator: _Operator, operator_name: str, key: object, raw_values: object,
+                      where: str) -> list[str]:
+    """One condition key's values (a value or a non-empty list), as strings the operator accepts."""
+    if not isinstance(key, str) or not key:
+        raise _fail(where, "condition keys must be non-empty strings")
+    value_list = raw_values if isinstance(raw_values, list) else [raw_values]
+    if not value_list:
+        raise _fail(where, "needs at least one value")
+    values = [_condition_value(v, where) for v in value_list]
+    if operator.check_value is not None:
+        for value in values:
+            try:
+                operator.check_value(value)
+            except (ValueError, InvalidOperation):
+                raise _fail(where, f"{value!r} is not valid for {operator_name}") from None
+    return values
 
 
 def _validate_statement(statement: object, index: int) -> dict[str, Any]:
@@ -251,28 +256,37 @@ def _validate_statement(statement: object, index: int) -> dict[str, Any]:
             raise _fail(where, "Sid must be a string")
         normalized["Sid"] = statement["Sid"]
 
-    if ("Action" in statement) == ("NotAction" in statement):
-        raise _fail(where, "exactly one of Action or NotAction is required")
-    action_key = "Action" if "Action" in statement else "NotAction"
-    actions = _string_list(statement[action_key], f"{where}.{action_key}")
-    for action in actions:
-        if not _ACTION_RE.match(action):
-            raise _fail(f"{where}.{action_key}", f"{action!r} is not '*' or 'service:Action'")
-    normalized[action_key] = actions
-
-    if ("Resource" in statement) == ("NotResource" in statement):
-        raise _fail(where, "exactly one of Resource or NotResource is required")
-    resource_key = "Resource" if "Resource" in statement else "NotResource"
-    resources = _string_list(statement[resource_key], f"{where}.{resource_key}")
-    for resource in resources:
-        parts = resource.split(":", _RESOURCE_PART_COUNT - 1)
-        if resource != "*" and (parts[0] != "acs" or len(parts) != _RESOURCE_PART_COUNT or not parts[1]):
-            raise _fail(f"{where}.{resource_key}", f"{resource!r} is not '*' or 'acs:service:region:account:id'")
-    normalized[resource_key] = resources
-
+    normalized.update(_element_or_not(statement, "Action", where, _is_action, "'*' or 'service:Action'"))
+    normalized.update(_element_or_not(statement, "Resource", where, _is_resource,
+                                      "'*' or 'acs:service:region:account:id'"))
     if "Condition" in statement:
         normalized["Condition"] = _validate_condition(statement["Condition"], f"{where}.Condition")
     return normalized
+
+
+def _element_or_not(statement: dict[str, Any], name: str, where: str, valid: Callable[[str], bool],
+                    shape: str) -> dict[str, list[str]]:
+    """Exactly one of ``name`` and ``Not<name>`` (Action/NotAction, Resource/NotResource), every entry
+    ``valid``: {that element: its strings}."""
+    negated = f"Not{name}"
+    if (name in statement) == (negated in statement):
+        raise _fail(where, f"exactly one of {name} or {negated} is required")
+    key = name if name in statement else negated
+    entries = _string_list(statement[key], f"{where}.{key}")
+    for entry in entries:
+        if not valid(entry):
+            raise _fail(f"{where}.{key}", f"{entry!r} is not {shape}")
+    return {key: entries}
+
+
+def _is_action(action: str) -> bool:
+    return _ACTION_RE.match(action) is not None
+
+
+def _is_resource(resource: str) -> bool:
+    """'*' or acs:<service>:<region>:<account>:<relative id>, the service not empty."""
+    parts = resource.split(":", _RESOURCE_PART_COUNT - 1)
+    return resource == "*" or (parts[0] == "acs" and len(parts) == _RESOURCE_PART_COUNT and bool(parts[1]))
 
 
 def validate_policy(document: dict[str, Any] | str) -> dict[str, Any]:

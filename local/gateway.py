@@ -33,7 +33,7 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local import iam
 from local.sts import Role, _acs3_canonical_query
@@ -681,125 +681,140 @@ def http_event(method: str, raw_path: str, query: list[tuple[str, str]], headers
     }
 
 
-def _make_http_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
-    from urllib.parse import parse_qsl
+class _HttpTriggerHandler(BaseHTTPRequestHandler):
+    """The HTTP triggers: a request becomes the function's HTTP event, its answer the response."""
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body go out in separate writes
-        server_version = "local-fc"
+    gateway: Gateway  # set on the subclass _make_http_handler makes
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
+    server_version = "local-fc"
 
-        def log_message(self, *_args: Any) -> None:  # the functions log their own access lines
-            return
+    def log_message(self, *_args: Any) -> None:  # the functions log their own access lines
+        return
 
-        def _dispatch(self) -> None:
-            request_id = new_request_id()
-            parts = urlsplit(self.path)
+    def _dispatch(self) -> None:
+        request_id = new_request_id()
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if parts.path == "/__health":  # `local invoke` finds the API endpoint here (it is not a secret)
+            return self._send(200, {"content-type": "application/json"},
+                              json.dumps({"status": "ok", "invokeEndpoint": self.gateway.invoke_url}).encode())
+        spec = self.gateway.route(unquote(parts.path))
+        if spec is None:
+            return self._send(404, {"content-type": "application/json"},
+                              json.dumps({"code": "RouteNotFound", "message": "no route for this path",
+                                          "requestId": request_id}).encode())
+        headers: dict[str, str] = {}
+        for key, value in self.headers.items():
+            name = canonical_header_name(key)
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
+        event = http_event(self.command, parts.path, parse_qsl(parts.query, keep_blank_values=True), headers,
+                           body, self.client_address[0], self.gateway.template.account_id, request_id)
+        try:
+            result = self.gateway.invoke(spec.name, json.dumps(event).encode(), request_id=request_id)
+        except FunctionError as exc:
+            return self._send(502, {"content-type": "application/json", "x-fc-request-id": request_id},
+                              json.dumps({"code": "UnhandledInvocationError", "message": str(exc),
+                                          "requestId": request_id}).encode())
+        self._send_function_response(result, request_id)
+
+    def _send_function_response(self, result: Any, request_id: str) -> None:
+        if not isinstance(result, dict) or "statusCode" not in result:
+            payload = result if isinstance(result, bytes) else str(result).encode()
+            return self._send(200, {"x-fc-request-id": request_id}, payload)
+        body = result.get("body") or ""
+        payload = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
+        headers = {k: str(v) for k, v in (result.get("headers") or {}).items()
+                   if k.lower() not in RESERVED_RESPONSE_HEADERS and not k.lower().startswith("x-fc-")}
+        headers["x-fc-request-id"] = request_id
+        self._send(int(result["statusCode"]), headers, payload, head=self.command == "HEAD")
+
+    def _send(self, status: int, headers: Mapping[str, str], payload: bytes, head: bool = False) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = do_PATCH = _dispatch
+
+
+class _InvokeApiHandler(BaseHTTPRequestHandler):
+    """FC's InvokeFunction API (POST /2023-03-30/functions/<name>/invocations), ACS3-signed."""
+
+    gateway: Gateway  # set on the subclass _make_invoke_handler makes
+    protocol_version = "HTTP/1.1"
+    server_version = "local-fc-api"
+
+    def log_message(self, *_args: Any) -> None:
+        return
+
+    def do_POST(self) -> None:
+        request_id = new_request_id()
+        parts = urlsplit(self.path)
+        try:
             length = int(self.headers.get("content-length") or 0)
-            body = self.rfile.read(length) if length else b""
-            if parts.path == "/__health":  # `local invoke` finds the API endpoint here (it is not a secret)
-                return self._send(200, {"content-type": "application/json"},
-                                  json.dumps({"status": "ok", "invokeEndpoint": gateway.invoke_url}).encode())
-            spec = gateway.route(unquote(parts.path))
-            if spec is None:
-                return self._send(404, {"content-type": "application/json"},
-                                  json.dumps({"code": "RouteNotFound", "message": "no route for this path",
-                                              "requestId": request_id}).encode())
-            headers: dict[str, str] = {}
-            for key, value in self.headers.items():
-                name = canonical_header_name(key)
-                headers[name] = f"{headers[name]},{value}" if name in headers else value
-            event = http_event(self.command, parts.path, parse_qsl(parts.query, keep_blank_values=True), headers,
-                               body, self.client_address[0], gateway.template.account_id, request_id)
-            try:
-                result = gateway.invoke(spec.name, json.dumps(event).encode(), request_id=request_id)
-            except FunctionError as exc:
-                return self._send(502, {"content-type": "application/json", "x-fc-request-id": request_id},
-                                  json.dumps({"code": "UnhandledInvocationError", "message": str(exc),
-                                              "requestId": request_id}).encode())
-            self._send_function_response(result, request_id)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= 32 * 1024 * 1024:  # FC's synchronous invocation payload limit
+            return self._error(400, "InvalidArgument", "bad Content-Length", request_id)
+        body = self.rfile.read(length) if length else b""
+        match = INVOKE_PATH.match(parts.path)
+        if match is None:
+            return self._error(404, "PathNotSupported", "only InvokeFunction is served here", request_id)
+        function = unquote(match.group(1))
+        try:
+            self.gateway.authorizer.authorize("POST", parts.path, parts.query, dict(self.headers.items()), body,
+                                         function)
+        except InvokeDenied as denied:
+            return self._error(denied.status, denied.code, denied.message, request_id)
+        if function not in self.gateway.template.functions:
+            return self._error(404, "FunctionNotFound", f"function {function[:64]!r} does not exist", request_id)
+        if self.headers.get("x-fc-invocation-type", "").lower() == "async":
+            self.gateway.invoke_async(function, body)
+            return self._send(202, {"x-fc-request-id": request_id}, b"")
+        try:
+            result = self.gateway.invoke(function, body, request_id=request_id)
+        except FunctionError as exc:
+            return self._send(200, {"x-fc-error-type": "UnhandledInvocationError",
+                                    "x-fc-request-id": request_id}, str(exc).encode())
+        payload = result if isinstance(result, bytes) else json.dumps(result).encode()
+        self._send(200, {"x-fc-request-id": request_id}, payload)
 
-        def _send_function_response(self, result: Any, request_id: str) -> None:
-            if not isinstance(result, dict) or "statusCode" not in result:
-                payload = result if isinstance(result, bytes) else str(result).encode()
-                return self._send(200, {"x-fc-request-id": request_id}, payload)
-            body = result.get("body") or ""
-            payload = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
-            headers = {k: str(v) for k, v in (result.get("headers") or {}).items()
-                       if k.lower() not in RESERVED_RESPONSE_HEADERS and not k.lower().startswith("x-fc-")}
-            headers["x-fc-request-id"] = request_id
-            self._send(int(result["statusCode"]), headers, payload, head=self.command == "HEAD")
+    def do_GET(self) -> None:
+        self._error(404, "PathNotSupported", "only InvokeFunction is served here", new_request_id())
 
-        def _send(self, status: int, headers: Mapping[str, str], payload: bytes, head: bool = False) -> None:
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if not head:
-                self.wfile.write(payload)
+    do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = do_GET
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = do_PATCH = _dispatch
+    def _error(self, status: int, code: str, message: str, request_id: str) -> None:
+        self._send(status, {"content-type": "application/json", "x-fc-request-id": request_id},
+                   json.dumps({"code": code, "message": message, "requestId": request_id}).encode())
 
+    def _send(self, status: int, headers: Mapping[str, str], payload: bytes) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+
+
+def _make_http_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
+    class Handler(_HttpTriggerHandler):
+        pass
+
+    Handler.gateway = gateway
     return Handler
 
 
 def _make_invoke_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
-    class InvokeHandler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "local-fc-api"
+    class InvokeHandler(_InvokeApiHandler):
+        pass
 
-        def log_message(self, *_args: Any) -> None:
-            return
-
-        def do_POST(self) -> None:
-            request_id = new_request_id()
-            parts = urlsplit(self.path)
-            try:
-                length = int(self.headers.get("content-length") or 0)
-            except ValueError:
-                length = -1
-            if not 0 <= length <= 32 * 1024 * 1024:  # FC's synchronous invocation payload limit
-                return self._error(400, "InvalidArgument", "bad Content-Length", request_id)
-            body = self.rfile.read(length) if length else b""
-            match = INVOKE_PATH.match(parts.path)
-            if match is None:
-                return self._error(404, "PathNotSupported", "only InvokeFunction is served here", request_id)
-            function = unquote(match.group(1))
-            try:
-                gateway.authorizer.authorize("POST", parts.path, parts.query, dict(self.headers.items()), body,
-                                             function)
-            except InvokeDenied as denied:
-                return self._error(denied.status, denied.code, denied.message, request_id)
-            if function not in gateway.template.functions:
-                return self._error(404, "FunctionNotFound", f"function {function[:64]!r} does not exist", request_id)
-            if self.headers.get("x-fc-invocation-type", "").lower() == "async":
-                gateway.invoke_async(function, body)
-                return self._send(202, {"x-fc-request-id": request_id}, b"")
-            try:
-                result = gateway.invoke(function, body, request_id=request_id)
-            except FunctionError as exc:
-                return self._send(200, {"x-fc-error-type": "UnhandledInvocationError",
-                                        "x-fc-request-id": request_id}, str(exc).encode())
-            payload = result if isinstance(result, bytes) else json.dumps(result).encode()
-            self._send(200, {"x-fc-request-id": request_id}, payload)
-
-        def do_GET(self) -> None:
-            self._error(404, "PathNotSupported", "only InvokeFunction is served here", new_request_id())
-
-        do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = do_GET
-
-        def _error(self, status: int, code: str, message: str, request_id: str) -> None:
-            self._send(status, {"content-type": "application/json", "x-fc-request-id": request_id},
-                       json.dumps({"code": code, "message": message, "requestId": request_id}).encode())
-
-        def _send(self, status: int, headers: Mapping[str, str], payload: bytes) -> None:
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
-
+    InvokeHandler.gateway = gateway
     return InvokeHandler

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from shared.errors import ConfigError
 from shared.numbers import parse_ascii_int
-from shared.validity import parse_utc
+from shared.validity import Version, parse_utc
 
 FUNCTIONS = ("token", "sign", "download", "on_upload", "export", "portal")
 ALL = frozenset(FUNCTIONS)
@@ -477,7 +477,7 @@ class OssSettings:
 @dataclass(frozen=True)
 class UrlSettings:
     scheme: str
-    signature_version: str
+    signature_version: Version  # URL_SIGNATURE_VERSION accepts only these
     default_expires: int
     max_expires: int
     min_expires: int

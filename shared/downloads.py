@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from shared import links, symlinks
+from shared import links, revocation, symlinks
 from shared.auth import authenticate
 from shared.config import Settings
 from shared.credentials import SigningScope, signing_credentials
@@ -62,6 +62,7 @@ class Grant:
     scope: str
     disposition: str | None
     content_disposition: str | None
+    link_signature: str | None = None  # a proxy link's: its id is checked against the revoked ones
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def authorize(request: Request, settings: Settings) -> Grant:
         options = links.verify_link(key, request.query, secret=download.link_secret, now=time.time(),
                                     previous=download.previous_link_secret, previous_until=download.previous_link_until)
         disposition, _filename, value = download_options(options)
-        return Grant(key, key[:key.rfind("/") + 1], disposition, value)
+        return Grant(key, key[:key.rfind("/") + 1], disposition, value, request.query["sig"])
     unknown = sorted(set(request.query) - QUERY_OPTIONS)
     if unknown:
         raise InvalidParameter(f"unknown parameter {unknown[0][:40]!r}; accepted: disposition, filename")
@@ -115,10 +116,26 @@ def authorize(request: Request, settings: Settings) -> Grant:
 
 
 def serve(request: Request, settings: Settings, context: Any, grant: Grant) -> Redirect | Served:
+    if grant.link_signature is not None:
+        _refuse_revoked(settings, context, grant.link_signature)
     access = _Access(settings, context, grant)
     if settings.download.mode == "stream" and grant.disposition != "attachment":
         return _stream(request, access)
     return _redirect(request.method, access)
+
+
+def _refuse_revoked(settings: Settings, context: Any, signature: str) -> None:
+    """403 LinkRevoked for a link its creator took back (shared/revocation.py: a list cached per instance,
+    read with the function's own role, which may list only the records)."""
+    from shared.credentials import function_credentials_for
+    from shared.storage import OssClient
+
+    def recorded() -> list[str]:
+        credentials = function_credentials_for(context, settings)
+        client = OssClient.from_settings(settings, lambda: credentials, max_retries=1)
+        return [info.key for info in client.iter_objects(revocation.PREFIX)]
+
+    revocation.check(signature, recorded)
 
 
 class _Access:
@@ -165,7 +182,7 @@ def _redirect(method: str, access: _Access) -> Redirect:
     endpoint = url_endpoint(settings, domain=domain)  # ours, from configuration: never from the request
     floor = min(settings.urls.min_expires, download.redirect_expires)
     signer = Signer(access.credentials(), endpoint, settings.oss.bucket, region=settings.oss.region,
-                    version=settings.urls.signature_version,  # type: ignore[arg-type]
+                    version=settings.urls.signature_version,
                     policy=ValidityPolicy(floor_seconds=floor, max_seconds=download.redirect_expires))
     options = PresignOptions(response_content_disposition=access.grant.content_disposition)
     url = signer.presign(key, expires=download.redirect_expires, method="HEAD" if method == "HEAD" else "GET",

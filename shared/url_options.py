@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from shared import config as config_module
 from shared.config import Settings
@@ -29,6 +29,8 @@ from shared.validity import ValidityPolicy
 
 if TYPE_CHECKING:
     from shared.validity import Version
+
+EndpointStyle = Literal["virtual", "cname", "path"]
 
 OPTION_NAMES = frozenset({
     "method", "expires", "disposition", "filename", "content_type", "cache_control", "version_id", "process",
@@ -77,7 +79,7 @@ def parse_spec(values: Mapping[str, Any], settings: Settings, *, source_ip: str 
     if method == "PUT" and not settings.sign.allow_put:
         raise Forbidden(f"{where}PUT URLs are not enabled on this deployment")
     expires = reader.integer("expires", settings.urls.default_expires, 1, 10**MAX_EXPIRES_DIGITS - 1)
-    version: Version = reader.choice("version", ("v4", "v1"), settings.urls.signature_version)  # type: ignore[assignment]
+    version: Version = "v1" if reader.choice("version", ("v4", "v1"), settings.urls.signature_version) == "v1" else "v4"
     scheme = reader.choice("scheme", ("https", "http"), "") or None
     domain = reader.choice("domain", ("default", "custom", "accelerate"), "default")
     disposition = reader.choice("disposition", ("inline", "attachment"), "") or None
@@ -145,11 +147,12 @@ def signing_endpoint(endpoint: config_module.ConfiguredHost | Endpoint, *, path_
     """A configured endpoint (host, optional scheme) as the signer's ``Endpoint`` (host, scheme, style)."""
     if isinstance(endpoint, Endpoint):
         if scheme and scheme != endpoint.scheme:
+            # A caller's or configuration's scheme is a str; Endpoint.__post_init__ refuses anything but https/http.
             return Endpoint(endpoint.host, scheme, endpoint.style)  # type: ignore[arg-type]
         return endpoint
     chosen = scheme or endpoint.scheme or "https"
-    style = "cname" if cname else ("path" if path_style else "virtual")
-    return Endpoint(endpoint.host, chosen, style)  # type: ignore[arg-type]
+    style: EndpointStyle = "cname" if cname else ("path" if path_style else "virtual")
+    return Endpoint(endpoint.host, chosen, style)  # type: ignore[arg-type]  # chosen: str, as above
 
 
 def check_v1_options(options: PresignOptions, where: str = "") -> None:

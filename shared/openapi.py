@@ -84,7 +84,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         400: "Bad input: a parameter, the body or the key (code says which; message says what is accepted).",
         401: "The caller is not verified (missing, wrong or expired API key or token).",
         403: "Verified, but not allowed: a key outside the caller's scope (KeyOutsideScope), an action or option "
-             "the deployment does not allow, a symlink leaving the scope, an invalid or expired proxy link.",
+             "the deployment does not allow, a symlink leaving the scope, an invalid, expired or taken-back proxy "
+             "link (LinkRevoked).",
         404: "No such object (or no such endpoint).",
         405: "Method not allowed (the Allow header lists the allowed ones).",
         413: "The request body is larger than 1 MiB.",
@@ -191,6 +192,17 @@ def _components() -> dict[str, Any]:
                 },
             },
             "SignEntry": sign_entry,
+            "Revoked": {
+                "type": "object", "additionalProperties": False,
+                "required": ["revoked", "link_id", "key", "effective_within_seconds"],
+                "properties": {
+                    "revoked": {"const": True},
+                    "link_id": {"type": "string", "description": "Derived from the link's signature."},
+                    "key": {"type": "string"},
+                    "effective_within_seconds": {"type": "integer", "minimum": 0,
+                                                 "description": "Downloads through the link stop within this time."},
+                },
+            },
             "SignRequest": {
                 "type": "object", "additionalProperties": False,
                 "description": "One key (key) or a batch (keys: strings, or objects with their own options); the "
@@ -203,9 +215,12 @@ def _components() -> dict[str, Any]:
                         "description": "A key, or a SignEntry (a key with its own options). Any other entry gets "
                                        "its own error in the results; the rest are still signed.",
                         "examples": ["exampledir/exampleobject.txt", {"key": "exampledir/a.txt", "expires": 60}]}},
+                    "revoke": {"type": "string", "maxLength": 8192,
+                               "description": "A /download proxy link to take back (shared/revocation.py): it must "
+                                              "verify and its key be inside the caller's scope; no other field."},
                     **options,
                 },
-                "oneOf": [{"required": ["key"]}, {"required": ["keys"]}],
+                "oneOf": [{"required": ["key"]}, {"required": ["keys"]}, {"required": ["revoke"]}],
             },
         },
     }
@@ -271,7 +286,8 @@ def _sign_operation(method: str, security: list[dict[str, Any]]) -> dict[str, An
                     "headers": {"Cache-Control": {"schema": {"const": "no-store"}}},
                     "content": {"application/json": {
                         "schema": signed if method == "get" else {
-                            "oneOf": [signed, {"$ref": "#/components/schemas/SignBatch"}]},
+                            "oneOf": [signed, {"$ref": "#/components/schemas/SignBatch"},
+                                      {"$ref": "#/components/schemas/Revoked"}]},
                         "examples": {"one-key": {"value": example}}}},
                     **({"links": SIGNED_KEY_LINKS} if method == "get" else {})},
             **_errors(400, 401, 403, 404, 405, 413, 502, 503),

@@ -66,7 +66,7 @@ def test_document_is_openapi_3_1_that_schemathesis_loads():
 def test_sign_parameters_are_the_url_options():
     assert query_names("/sign", "get") == url_options.OPTION_NAMES | {"key"}
     request = SCHEMAS["SignRequest"]
-    assert set(request["properties"]) == url_options.OPTION_NAMES | {"key", "keys"}
+    assert set(request["properties"]) == url_options.OPTION_NAMES | {"key", "keys", "revoke"}
     entry = SCHEMAS["SignEntry"]
     assert set(entry["properties"]) == url_options.OPTION_NAMES | {"key"}
     assert request["properties"]["keys"]["maxItems"] == int(config.VARIABLES_BY_NAME["SIGN_MAX_BATCH"]
@@ -238,6 +238,8 @@ def test_real_answers_conform(local_stack):
     assert json.loads(signed)["failed"] == 1
     check("POST", "/sign", "/sign", body={"key": inside, "version": "v1"}, headers=caller)
     check("POST", "/sign", "/sign", body={"keys": []}, headers=caller)
+    proxy_link = json.loads(proxied)["url"]
+    check("POST", "/sign", "/sign", body={"revoke": proxy_link.replace("sig=", "sig=0")}, headers=caller)
     status, headers, _ = call(local_stack, "PUT", "/sign", headers=caller)
     assert status == 405 and "OPTIONS" in headers["Allow"]
     download = "/download/" + quote(inside)

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import time
+import urllib.error
 import urllib.request
 
 from local.up import DEMO_OBJECTS, banner, root_bucket
@@ -140,6 +141,19 @@ def test_share_a_link_copy_it_and_fetch_it(page, apikey_stack):
     page.wait_for_function("() => document.getElementById('share-url').value.includes('/download/')")
     proxy_url = page.input_value("#share-url")
     assert proxy_url.startswith(apikey_stack.gateway.url + "/download/") and fetch(proxy_url) == DEMO_OBJECTS[key]
+    # Taken back from the page: the link stops working within the stated delay (the list is cached 30 s).
+    page.click("#share-revoke")
+    page.wait_for_selector("#share-revoked:not([hidden])")
+    assert "within 30 seconds" in page.inner_text("#share-revoked")
+    deadline = time.monotonic() + 40
+    while True:
+        try:
+            fetch(proxy_url)
+        except urllib.error.HTTPError as refused:
+            assert refused.code == 403 and json.loads(refused.read())["code"] == "LinkRevoked"
+            break
+        assert time.monotonic() < deadline, "the revoked link still works after the stated delay"
+        time.sleep(1)
     screenshot(page, "portal-share")
     page.keyboard.press("Escape")  # the dialog closes from the keyboard
     assert not page.evaluate("document.getElementById('share-dialog').open")

@@ -28,7 +28,8 @@
       batchTitle: 'Links', downloadAll: 'Download one after another', saveCsv: 'Save as CSV',
       shareTitle: 'Share a link', validity: 'Valid for', oneHour: '1 hour', oneDay: '1 day', sevenDays: '7 days',
       proxyLink: 'Link through this site (hides the storage address)', createLink: 'Create link', close: 'Close',
-      link: 'Link', copy: 'Copy', copied: 'Link copied.', download: 'Download', share: 'Share', folder: 'Folder',
+      link: 'Link', copy: 'Copy', copied: 'Link copied.', takeBack: 'Take this link back',
+      takenBack: 'Taken back: the link stops working within {seconds} seconds.', download: 'Download', share: 'Share', folder: 'Folder',
       root: 'Home', empty: 'This folder is empty.', loading: 'Loading…', signedInAs: 'Signed in: {who}',
       expiresAt: 'Valid until {when}.',
       clampedCredentials: 'Shorter than asked: the signing credentials do not last longer.',
@@ -57,7 +58,8 @@
       uploading: '正在上传 {name}', uploaded: '{name} 已上传。', batchTitle: '链接', downloadAll: '逐个下载',
       saveCsv: '保存为 CSV', shareTitle: '分享链接', validity: '有效期', oneHour: '1 小时', oneDay: '1 天',
       sevenDays: '7 天', proxyLink: '通过本站链接（隐藏存储地址）', createLink: '生成链接', close: '关闭',
-      link: '链接', copy: '复制', copied: '链接已复制。', download: '下载', share: '分享', folder: '文件夹',
+      link: '链接', copy: '复制', copied: '链接已复制。', takeBack: '收回此链接',
+      takenBack: '已收回：该链接将在 {seconds} 秒内失效。', download: '下载', share: '分享', folder: '文件夹',
       root: '首页', empty: '此文件夹为空。', loading: '加载中…', signedInAs: '已登录：{who}',
       expiresAt: '有效期至 {when}。', clampedCredentials: '有效期短于所选：签名凭据的剩余有效期不足。',
       clampedV4: '有效期短于所选：签名 URL 最长有效 7 天。', clampedMax: '有效期短于所选：本站链接最长 {seconds} 秒。',
@@ -576,6 +578,7 @@
     state.shareKey = key;
     $('share-key').textContent = key;
     $('share-result').hidden = true;
+    $('share-revoked').hidden = true;
     $('share-dialog').showModal();
   }
 
@@ -594,9 +597,24 @@
         configured_max: t('clampedMax', { seconds: signed.expires_in }),
       }[signed.clamp_reason] || signed.clamp_reason : '';
       clamped.dataset.reason = signed.clamp_reason || '';
+      $('share-revoke').hidden = !signed.proxy; // only proxy links can be taken back
+      $('share-revoked').hidden = true;
       $('share-result').hidden = false;
       $('share-url').focus();
       $('share-url').select();
+    } catch (error) {
+      $('share-dialog').close();
+      showError(error);
+    }
+  }
+
+  async function revokeShare() {
+    hideError();
+    try {
+      const answer = await api('POST', state.config.api.sign, { body: { revoke: $('share-url').value } });
+      $('share-revoke').hidden = true;
+      $('share-revoked').textContent = t('takenBack', { seconds: answer.effective_within_seconds });
+      $('share-revoked').hidden = false;
     } catch (error) {
       $('share-dialog').close();
       showError(error);
@@ -757,6 +775,7 @@
     $('save-csv').addEventListener('click', saveCsv);
     $('share-create').addEventListener('click', createShare);
     $('share-copy').addEventListener('click', copyShare);
+    $('share-revoke').addEventListener('click', revokeShare);
     $('open-key').addEventListener('submit', (event) => {
       event.preventDefault();
       const key = $('key-name').value.trim();

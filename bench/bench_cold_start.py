@@ -30,8 +30,11 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections import defaultdict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -115,6 +118,16 @@ def timed_process(command: list[str]) -> tuple[float | None, float, None]:
     return (float(inside) if inside else None), wall, None
 
 
+Timer = Callable[[], tuple[float | None, float, float | None]]  # () -> (inside ms, wall ms, second call ms)
+
+
+@dataclass
+class Timings:
+    inside: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    wall: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    warm: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7)
@@ -130,46 +143,61 @@ def main() -> int:
             archives = work / "dist"
             if package.main(["--out", str(archives), "--python", python]) != 0:
                 return 1
-        layer = unpack(archives / "layer.zip", work / "opt") / "python"
-        oss2_dir = work / "oss2-layer" / "python"
-        install_oss2(python, oss2_dir)
         stack = start_stack(data_dir=work / "data", auth="apikey", port=0, oss_port=0, sts_port=0, timers=False,
                             echo_logs=False, pass_credentials_expiration=False)
         try:
-            targets: dict[str, Callable[[], tuple[float | None, float, float | None]]] = {}
-            for spec in sorted(stack.template.functions.values(), key=lambda s: s.short_name):
-                event_path = REPO / "events" / f"{spec.short_name}.json"
-                event = with_demo_caller(event_path.read_bytes(), caller_headers(stack))
-                code = unpack(archives / spec.code.archive_name, work / "code" / spec.short_name)
-                targets[spec.short_name] = ColdStart(stack, python, code, layer, spec, event)
-            targets["import oss2"] = lambda: timed_process([python, "-I", "-S", "-B", "-c", OSS2_TIMER,
-                                                           str(oss2_dir)])
-            targets["(interpreter only)"] = lambda: timed_process([python, "-I", "-S", "-B", "-c", "pass"])
-            for target in targets.values():  # warm the page cache once; not counted
-                target()
-            inside: dict[str, list[float]] = {name: [] for name in targets}
-            wall: dict[str, list[float]] = {name: [] for name in targets}
-            warm: dict[str, list[float]] = {name: [] for name in targets}
-            for round_number in range(args.rounds):
-                names = list(targets)
-                names = names[round_number % len(names):] + names[:round_number % len(names)]  # rotate the order
-                for name in names:
-                    first, total, again = targets[name]()
-                    if first is not None:
-                        inside[name].append(first)
-                    if again is not None:
-                        warm[name].append(again)
-                    wall[name].append(total)
+            targets = _targets(stack, python, archives, work)
+            timings = _measure(targets, args.rounds)
         finally:
             stack.stop()
+    _print(version, args.rounds, list(targets), timings)
+    readme.publish("cold_start", _markdown(version, args.rounds, targets, timings.inside, timings.wall,
+                                           statistics.median(timings.inside["import oss2"])))
+    return 0
+
+
+def _targets(stack: Any, python: str, archives: Path, work: Path) -> dict[str, Timer]:
+    layer = unpack(archives / "layer.zip", work / "opt") / "python"
+    oss2_dir = work / "oss2-layer" / "python"
+    install_oss2(python, oss2_dir)
+    targets: dict[str, Timer] = {}
+    for spec in sorted(stack.template.functions.values(), key=lambda s: s.short_name):
+        event = with_demo_caller((REPO / "events" / f"{spec.short_name}.json").read_bytes(), caller_headers(stack))
+        code = unpack(archives / spec.code.archive_name, work / "code" / spec.short_name)
+        targets[spec.short_name] = ColdStart(stack, python, code, layer, spec, event)
+    targets["import oss2"] = lambda: timed_process([python, "-I", "-S", "-B", "-c", OSS2_TIMER, str(oss2_dir)])
+    targets["(interpreter only)"] = lambda: timed_process([python, "-I", "-S", "-B", "-c", "pass"])
+    return targets
+
+
+def _measure(targets: Mapping[str, Timer], rounds: int) -> Timings:
+    """Interleaved: every round runs every target once, starting one further along each time."""
+    for target in targets.values():  # warm the page cache once; not counted
+        target()
+    timings = Timings()
+    names = list(targets)
+    for round_number in range(rounds):
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            first, total, again = targets[name]()
+            if first is not None:
+                timings.inside[name].append(first)
+            if again is not None:
+                timings.warm[name].append(again)
+            timings.wall[name].append(total)
+    return timings
+
+
+def _print(version: str, rounds: int, names: list[str], timings: Timings) -> None:
+    inside, wall, warm = timings.inside, timings.wall, timings.warm
     oss2_median = statistics.median(inside["import oss2"])
     print(f"Cold start from the archives, CPython {version} -I -S -B (bytecode compiled in), "
-          f"{args.rounds} interleaved rounds, ms")
+          f"{rounds} interleaved rounds, ms")
     header = (f"{'target':<20} {'first answer med':>16} {'min':>7} {'max':>7} {'vs import oss2':>15} "
               f"{'wall med':>9} {'min':>7} {'max':>7} {'2nd call med':>13}")
     print(header)
     print("-" * len(header))
-    for name in targets:
+    for name in names:
         walls = wall[name]
         if inside[name]:
             values = inside[name]
@@ -181,8 +209,6 @@ def main() -> int:
         print(f"{name:<20} {first} {statistics.median(walls):>9.1f} {min(walls):>7.1f} {max(walls):>7.1f} {second}")
     print("first answer: import + initializer + first event inside the instance (for oss2: the import alone); "
           "wall: spawn to answer; 2nd call: the same event again in the now warm instance")
-    readme.publish("cold_start", _markdown(version, args.rounds, targets, inside, wall, oss2_median))
-    return 0
 
 
 def _markdown(version: str, rounds: int, targets: Mapping[str, object], inside: Mapping[str, list[float]],

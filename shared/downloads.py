@@ -28,15 +28,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
 from shared import links, revocation, symlinks
 from shared.auth import authenticate
 from shared.config import Settings
 from shared.credentials import SigningScope, signing_credentials
-from shared.errors import AppError, InvalidParameter, NotFound
+from shared.errors import AppError, InvalidParameter
 from shared.http import Request
-from shared.keys import InvalidKey, KeyOutsideScope, validate_key
+from shared.keys import InvalidKey, KeyOutsideScope
 from shared.scoped_signing import directory_scope
 from shared.signing import Credentials, PresignOptions, Signer, is_v1_ambiguous_key
 from shared.url_options import download_options, url_endpoint
@@ -45,7 +44,6 @@ from shared.validity import ValidityPolicy
 if TYPE_CHECKING:
     from shared.storage import OssClient
 
-ROUTE_PREFIX = "/download/"
 QUERY_OPTIONS = frozenset({"disposition", "filename"})
 
 
@@ -80,25 +78,10 @@ class Served:
     content_disposition: str | None
 
 
-def key_from_raw_path(raw_path: str) -> str:
-    """The object key: everything after ``/download/``, percent-decoded once, as UTF-8 (400 if it is not)."""
-    if not raw_path.startswith(ROUTE_PREFIX):
-        raise NotFound("no such endpoint; use /download/<key>")
-    encoded = raw_path[len(ROUTE_PREFIX):]
-    if not encoded:
-        raise InvalidParameter("the object key is missing: /download/<key>")
-    try:
-        key = unquote(encoded, errors="strict")
-    except UnicodeDecodeError:
-        raise InvalidParameter("the object key is not valid UTF-8 once percent-decoded") from None
-    validate_key(key)
-    return key
-
-
 def authorize(request: Request, settings: Settings) -> Grant:
     """Check the link or the caller for the requested key. A proxy link names one key, not its issuer's
     scope: it is served under the key's own directory."""
-    key = key_from_raw_path(request.raw_path)
+    key = links.key_from_raw_path(request.raw_path)
     if links.is_link_request(request.query):
         download = settings.download
         options = links.verify_link(key, request.query, secret=download.link_secret, now=time.time(),

@@ -24,8 +24,9 @@ import hmac
 import re
 from collections.abc import Mapping
 from datetime import datetime
+from urllib.parse import unquote
 
-from shared.errors import Forbidden, InvalidParameter
+from shared.errors import Forbidden, InvalidParameter, NotFound
 from shared.keys import encode_key_path, quote_component, validate_key
 from shared.numbers import ascii_int_or_none
 
@@ -137,3 +138,21 @@ def verify_link(key: str, query: Mapping[str, str], *, secret: str, now: float, 
     if exp < now:
         raise LinkExpired("the link has expired")
     return options
+
+
+ROUTE_PREFIX = "/download/"
+
+
+def key_from_raw_path(raw_path: str) -> str:
+    """The object key: everything after ``/download/``, percent-decoded once, as UTF-8 (400 if it is not)."""
+    if not raw_path.startswith(ROUTE_PREFIX):
+        raise NotFound("no such endpoint; use /download/<key>")
+    encoded = raw_path[len(ROUTE_PREFIX):]
+    if not encoded:
+        raise InvalidParameter("the object key is missing: /download/<key>")
+    try:
+        key = unquote(encoded, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidParameter("the object key is not valid UTF-8 once percent-decoded") from None
+    validate_key(key)
+    return key

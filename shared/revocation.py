@@ -105,7 +105,6 @@ def revoke(values: Mapping[str, Any], settings: Settings, context: Any, identity
     Only a link this deployment issued (its signature checks out, and it has not expired) and only by a caller
     whose scope holds its key: the caller names a link, never an id or a record."""
     from shared.credentials import function_credentials_for
-    from shared.downloads import key_from_raw_path
     from shared.storage import OssClient
 
     if set(values) != {"revoke"}:
@@ -117,7 +116,7 @@ def revoke(values: Mapping[str, Any], settings: Settings, context: Any, identity
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     if not links.is_link_request(query) or not parts.path.startswith("/download/"):
         raise InvalidParameter("revoke must be a /download proxy link (the URL /sign?proxy=true gave)")
-    key = key_from_raw_path(parts.path)
+    key = links.key_from_raw_path(parts.path)
     download = settings.download
     links.verify_link(key, query, secret=download.link_secret, now=time.time(),
                       previous=download.previous_link_secret, previous_until=download.previous_link_until)

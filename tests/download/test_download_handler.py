@@ -15,8 +15,8 @@ from functions.download.handler import handler
 from local.cloud import LocalCloud
 from local.sts import Role
 from shared import links
-from shared.downloads import key_from_raw_path
 from shared.errors import AppError
+from shared.links import key_from_raw_path
 from tests.sign.helpers import BUCKET, LINK_SECRET, body_of, context, event, install_env, local_cloud, oss2_bucket
 
 OBJECTS = {

@@ -14,8 +14,8 @@ from functions.sign.handler import handler as sign_handler
 from shared import policy
 from shared.auth import Identity
 from shared.config import load
-from shared.downloads import key_from_raw_path
 from shared.errors import AppError
+from shared.links import key_from_raw_path
 from tests.sign.helpers import body_of, context, event, install_env
 
 ALICE = Identity(subject="alice", scope="users/alice/", name="alice", method="jwt")

@@ -37,7 +37,7 @@ from shared import logging as log
 from shared.errors import InvalidParameter
 from shared.export.checkpoint import Checkpoint
 from shared.export.invoke import continuation_body, invoke_self_async
-from shared.export.listing import pages, signed_lines
+from shared.export.listing import Walk, pages, signed_lines
 from shared.export.model import (
     ExportFailed,
     ExportOptions,
@@ -85,25 +85,6 @@ def run_export(request: Request, context: Any, runtime: Runtime, client: OssClie
     timeout = float(getattr(getattr(context, "function", None), "timeout", 0) or DEFAULT_TIMEOUT_SECONDS)
     job = ExportJob(runtime, client, context, request, deadline=started + timeout, clock=clock, timeout=timeout)
     return job.execute()
-
-
-@dataclass
-class _Pass:
-    """One invocation's walk over the listing: what it carries from page to page."""
-
-    options: ExportOptions
-    signer: Signer
-    signed_at: datetime
-    expires_in: int
-    expires_at: str
-    key_filter: KeyFilter
-    buffer: PartBuffer
-    start_position: tuple[int, str | None]
-    listed: int
-    started: float
-    last_progress: float
-    rows: int = 0  # written in this invocation
-    unsignable: int = 0
 
 
 class ExportJob:
@@ -262,7 +243,7 @@ class ExportJob:
             self.logger.warning("export.unsignable_keys", count=walk.unsignable)
         return self._complete(checkpoint, walk.buffer, walk.signer, walk.options)
 
-    def _start_pass(self, checkpoint: Checkpoint) -> _Pass:
+    def _start_pass(self, checkpoint: Checkpoint) -> Walk:
         options = checkpoint.export_options
         signer = self._signer(options)
         signed_at = checkpoint.signed_at_time
@@ -273,12 +254,12 @@ class ExportJob:
         if not checkpoint.parts:
             buffer.add(header(options.format), 0, None)
         started = self.clock()
-        return _Pass(options=options, signer=signer, signed_at=signed_at, expires_in=validity.expires_in,
+        return Walk(options=options, signer=signer, signed_at=signed_at, expires_in=validity.expires_in,
                      expires_at=format_utc(validity.expires_at), key_filter=key_filter, buffer=buffer,
                      start_position=(checkpoint.prefix_index, checkpoint.last_key), listed=checkpoint.listed,
                      started=started, last_progress=started)
 
-    def _export_prefix(self, walk: _Pass, checkpoint: Checkpoint, prefix_index: int,
+    def _export_prefix(self, walk: Walk, checkpoint: Checkpoint, prefix_index: int,
                        prefetcher: ThreadPoolExecutor, uploader: ThreadPoolExecutor) -> bool:
         """Every page of one prefix into the buffer and parts; True when the export must hand off now."""
         start_after = walk.start_position[1] if prefix_index == walk.start_position[0] else None
@@ -293,7 +274,7 @@ class ExportJob:
             checkpoint.prefix_index, checkpoint.last_key = prefix_index + 1, None
         return False
 
-    def _write_page(self, walk: _Pass, checkpoint: Checkpoint, page: ListPage, prefix_index: int,
+    def _write_page(self, walk: Walk, checkpoint: Checkpoint, page: ListPage, prefix_index: int,
                     uploader: ThreadPoolExecutor) -> None:
         walk.listed += len(page.objects)
         accepted = [obj for obj in page.objects if walk.key_filter.accepts(obj.key, obj.size, obj.last_modified)]
@@ -311,7 +292,7 @@ class ExportJob:
             walk.last_progress = now
             self._progress(walk, checkpoint, now)
 
-    def _stop_here(self, walk: _Pass, checkpoint: Checkpoint, page: ListPage, jump_to: str | None,
+    def _stop_here(self, walk: Walk, checkpoint: Checkpoint, page: ListPage, jump_to: str | None,
                    prefix_index: int) -> bool:
         """Time is short: record the position reached; True if it moved (a continuation makes progress)."""
         self._drain()  # the checkpoint is only read or changed with no upload in flight
@@ -357,7 +338,7 @@ class ExportJob:
         if pending is not None:
             pending.result()
 
-    def _progress(self, walk: _Pass, checkpoint: Checkpoint, now: float) -> None:
+    def _progress(self, walk: Walk, checkpoint: Checkpoint, now: float) -> None:
         elapsed = now - walk.started
         rate = round(walk.rows / elapsed, 1) if elapsed > 0 else 0.0
         self.logger.info("export.progress", listed=walk.listed, rows=checkpoint.rows + walk.buffer.rows, rate=rate)

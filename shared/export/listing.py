@@ -5,18 +5,38 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 
-from shared.export.model import KeyFilter, format_lines, format_time
+from shared.export.model import ExportOptions, KeyFilter, PartBuffer, format_lines, format_time
 from shared.keys import InvalidKey
 from shared.signing import Signer
 from shared.storage import ListPage, ObjectInfo, OssClient
 
-__all__ = ["AFTER_PREFIX", "PAGE_SIZE", "pages", "signed_lines"]
+__all__ = ["AFTER_PREFIX", "PAGE_SIZE", "Walk", "pages", "signed_lines"]
 
 PAGE_SIZE = 1000
 # Sorts after every key that starts with a prefix (keys are compared as UTF-8 bytes = code points).
 AFTER_PREFIX = "\U0010ffff"
+
+
+@dataclass
+class Walk:
+    """One invocation's walk over the listing: what it carries from page to page."""
+
+    options: ExportOptions
+    signer: Signer
+    signed_at: datetime
+    expires_in: int
+    expires_at: str
+    key_filter: KeyFilter
+    buffer: PartBuffer
+    start_position: tuple[int, str | None]
+    listed: int
+    started: float
+    last_progress: float
+    rows: int = 0  # written in this invocation
+    unsignable: int = 0
 
 
 def pages(client: OssClient, prefetcher: ThreadPoolExecutor, prefix: str, start_after: str | None,

@@ -381,6 +381,10 @@ VARIABLES: tuple[Variable, ...] = (
     _v("DOWNLOAD_BASE_URL", "download.base_url", _url, "",
        "Public base URL of the API, used to build /download proxy links", "http(s) URL",
        used_by=frozenset({"sign", "download"})),
+    _v("DOWNLOAD_LINK_REVOCATION", "download.link_revocation", _boolean, "false",
+       "Proxy links can be taken back (POST /sign {\"revoke\": link}); the download function refuses them within 30 s "
+       "(it lists _links/_revoked/, which its role must allow)", "true, false",
+       used_by=frozenset({"sign", "download"})),
     # on_upload
     _v("LINKS_PREFIX", "upload.links_prefix", _prefix, "_links/",
        "Where on_upload writes its JSON link records (never triggers itself)", "prefix ending with '/'",
@@ -546,6 +550,7 @@ class DownloadSettings:
     base_url: str
     previous_link_secret: str = field(repr=False)
     previous_link_until: datetime | None
+    link_revocation: bool
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,7 @@ def authorize(request: Request, settings: Settings) -> Grant:
 
 
 def serve(request: Request, settings: Settings, context: Any, grant: Grant) -> Redirect | Served:
-    if grant.link_signature is not None:
+    if grant.link_signature is not None and settings.download.link_revocation:
         _refuse_revoked(settings, context, grant.link_signature)
     access = _Access(settings, context, grant)
     if settings.download.mode == "stream" and grant.disposition != "attachment":

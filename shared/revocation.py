@@ -107,6 +107,8 @@ def revoke(values: Mapping[str, Any], settings: Settings, context: Any, identity
     from shared.credentials import function_credentials_for
     from shared.storage import OssClient
 
+    if not settings.download.link_revocation:
+        raise InvalidParameter("links cannot be taken back on this deployment (DOWNLOAD_LINK_REVOCATION is off)")
     if set(values) != {"revoke"}:
         raise InvalidParameter("revoke takes no other parameter")
     link = values["revoke"]

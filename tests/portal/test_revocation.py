@@ -116,3 +116,14 @@ def test_only_a_valid_link_in_the_callers_scope_can_be_taken_back(make_stack):
     assert call(stack, "POST", "/sign", {"revoke": link})[0] == 401  # not signed in
     assert list(root_bucket(stack).list_objects_v2(prefix=revocation.PREFIX).object_list) == []
     assert call(stack, "GET", link)[0] == 302
+
+
+def test_a_deployment_without_revocation_refuses_to_take_back(make_stack):
+    off = {"DOWNLOAD_LINK_REVOCATION": "false"}
+    stack = make_stack(auth="apikey", instances=1, env={"sign": off, "download": off})
+    caller = caller_headers(stack)
+    status, body = call(stack, "POST", "/sign", {"key": "exampledir/exampleobject.txt", "proxy": True}, caller)
+    link = json.loads(body)["url"]
+    status, body = call(stack, "POST", "/sign", {"revoke": link}, caller)
+    assert status == 400 and "cannot be taken back" in json.loads(body)["message"]
+    assert call(stack, "GET", link)[0] == 302

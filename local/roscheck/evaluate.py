@@ -8,7 +8,7 @@ anything else is skipped rather than guessed.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from local.roscheck.nodes import intrinsic
@@ -77,23 +77,23 @@ class Evaluator:
         if function == "Fn::Not":
             return not self.value(argument[0] if isinstance(argument, list) else argument)
         args = self.value(argument)
-        if function == "Fn::Equals":
-            return _text(args[0]) == _text(args[1])
-        if function == "Fn::And":
-            return all(bool(a) for a in args)
-        if function == "Fn::Or":
-            return any(bool(a) for a in args)
-        if function == "Fn::Contains":
-            return _text(args[1]) in [_text(a) for a in args[0]]
-        if function == "Fn::EachMemberIn":
-            return all(_text(a) in [_text(b) for b in args[1]] for a in args[0])
-        if function == "Fn::EachMemberEquals":
-            return all(_text(a) == _text(args[1]) for a in args[0])
-        if function == "Fn::Any":
-            return any(bool(a) for a in args)
-        if function == "Fn::MatchPattern":
-            return re.fullmatch(str(args[0]), _text(args[1])) is not None
-        raise Unevaluable(function)
+        combine = _COMBINATORS.get(function)
+        if combine is None:
+            raise Unevaluable(function)
+        return combine(args)
+
+
+# The condition functions evaluated on their arguments' values (Ref, Fn::If and Fn::Not are Evaluator.value's).
+_COMBINATORS: dict[str, Callable[[Any], bool]] = {
+    "Fn::Equals": lambda args: _text(args[0]) == _text(args[1]),
+    "Fn::And": lambda args: all(bool(a) for a in args),
+    "Fn::Or": lambda args: any(bool(a) for a in args),
+    "Fn::Contains": lambda args: _text(args[1]) in [_text(a) for a in args[0]],
+    "Fn::EachMemberIn": lambda args: all(_text(a) in [_text(b) for b in args[1]] for a in args[0]),
+    "Fn::EachMemberEquals": lambda args: all(_text(a) == _text(args[1]) for a in args[0]),
+    "Fn::Any": lambda args: any(bool(a) for a in args),
+    "Fn::MatchPattern": lambda args: re.fullmatch(str(args[0]), _text(args[1])) is not None,
+}
 
 
 def condition_values(document: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, bool | None]:

@@ -10,7 +10,7 @@ names are derived from a parameter or the stack name so that two stacks fit in o
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from local.roscheck.nodes import get_att_target, intrinsic, sub_parts, sub_variables
@@ -111,17 +111,31 @@ def _check_function(ctx: Context, logical_id: str, props: dict[str, Any], path: 
                    f"{logical_id} sets InstanceConcurrency on the built-in runtime {props.get('Runtime')!r}; FC 3.0 "
                    "built-in runtimes no longer support instance concurrency (custom runtimes and containers only)")
     if python:
-        lifecycle = props.get("InstanceLifecycleConfig")
-        lifecycle = lifecycle if isinstance(lifecycle, dict) else {}
-        handlers = [("Handler", props.get("Handler"))] + [
-            (f"InstanceLifecycleConfig.{hook}.Handler", lifecycle[hook].get("Handler"))
-            for hook in ("Initializer", "PreStop") if isinstance(lifecycle.get(hook), dict)]
-        for where, handler in handlers:
-            for value in possible_values(ctx, handler) or []:
-                if not PYTHON_HANDLER.fullmatch(str(value)):
-                    ctx.report("handler-format", f"{path}.{where}",
-                               f"{logical_id} handler {value!r} is not <file>.<method> (FC loads <file>.py from the "
-                               "code package root, e.g. handler.handler)")
+        _check_python_handlers(ctx, logical_id, props, path)
+    _check_log_config(ctx, logical_id, props, path)
+    if built_in and "Code" not in props:
+        ctx.report("missing-code", f"{path}.Code", f"{logical_id} has no Code (a built-in runtime runs a code package)")
+    environment = props.get("EnvironmentVariables")
+    if isinstance(environment, dict):
+        _check_environment(ctx, logical_id, environment, f"{path}.EnvironmentVariables", noecho_allowed)
+
+
+def _check_python_handlers(ctx: Context, logical_id: str, props: dict[str, Any], path: str) -> None:
+    """The Handler and the lifecycle hooks' handlers of a Python function are <file>.<method>."""
+    lifecycle = props.get("InstanceLifecycleConfig")
+    lifecycle = lifecycle if isinstance(lifecycle, dict) else {}
+    handlers = [("Handler", props.get("Handler"))] + [
+        (f"InstanceLifecycleConfig.{hook}.Handler", lifecycle[hook].get("Handler"))
+        for hook in ("Initializer", "PreStop") if isinstance(lifecycle.get(hook), dict)]
+    for where, handler in handlers:
+        for value in possible_values(ctx, handler) or []:
+            if not PYTHON_HANDLER.fullmatch(str(value)):
+                ctx.report("handler-format", f"{path}.{where}",
+                           f"{logical_id} handler {value!r} is not <file>.<method> (FC loads <file>.py from the "
+                           "code package root, e.g. handler.handler)")
+
+
+def _check_log_config(ctx: Context, logical_id: str, props: dict[str, Any], path: str) -> None:
     if "LogConfig" not in props:
         ctx.report("missing-log-config", f"{path}.LogConfig",
                    f"{logical_id} has no LogConfig: FC keeps its logs (access and audit lines) nowhere")
@@ -130,11 +144,6 @@ def _check_function(ctx: Context, logical_id: str, props: dict[str, Any], path: 
         if missing:
             ctx.report("missing-log-config", f"{path}.LogConfig",
                        f"{logical_id}.LogConfig lacks {' and '.join(missing)}")
-    if built_in and "Code" not in props:
-        ctx.report("missing-code", f"{path}.Code", f"{logical_id} has no Code (a built-in runtime runs a code package)")
-    environment = props.get("EnvironmentVariables")
-    if isinstance(environment, dict):
-        _check_environment(ctx, logical_id, environment, f"{path}.EnvironmentVariables", noecho_allowed)
 
 
 def environment_size(ctx: Context, environment: dict[str, Any]) -> tuple[int, list[tuple[int, str]], set[str]]:
@@ -234,43 +243,71 @@ def _parameter_length(ctx: Context, name: str, bases: set[str]) -> int:
 
 
 def _longest(ctx: Context, node: Any, bases: set[str]) -> int:
-    """The longest value `node` plausibly renders to (see _parameter_length and PSEUDO_LENGTHS)."""
+    """The longest value `node` plausibly renders to (see _parameter_length and PSEUDO_LENGTHS); `bases` collects
+    what the estimate rests on."""
 
     call = intrinsic(node)
     if call is None:
         return len(node.encode()) if isinstance(node, str) else len(str(node))
     function, argument = call
-    if function == "Ref":
-        if argument in ctx.parameters:
-            return _parameter_length(ctx, argument, bases)
-        if isinstance(argument, str) and argument in PSEUDO_LENGTHS:
-            bases.add("pseudo parameters at their longest")
-            return PSEUDO_LENGTHS[argument]
-        return UNKNOWN_ATTRIBUTE_LENGTH
-    if function == "Fn::GetAtt":
-        target = get_att_target(argument)
-        kind = ctx.resource_type(str(target[0])) if target else None
-        bases.add("attributes at their longest")
-        return ATTRIBUTE_LENGTHS.get((str(kind), str(target[1]) if target else ""), UNKNOWN_ATTRIBUTE_LENGTH)
-    if function == "Fn::If" and isinstance(argument, list) and len(argument) == 3:
-        return max(_longest(ctx, argument[1], bases), _longest(ctx, argument[2], bases))
-    if function == "Fn::Sub" and (parts := sub_parts(argument)) is not None:
-        text, local = parts
-        length = len(re.sub(r"\$\{[^}!][^}]*\}", "", text).encode())
-        for variable in sub_variables(text):
-            if variable in local:
-                length += _longest(ctx, local[variable], bases)
-            elif "." in variable and variable not in ctx.spec.pseudo_parameters:
-                length += _longest(ctx, {"Fn::GetAtt": variable.split(".", 1)}, bases)
-            else:
-                length += _longest(ctx, {"Ref": variable}, bases)
-        return length
-    if function == "Fn::Join" and isinstance(argument, list) and len(argument) == 2 and isinstance(argument[1], list):
-        parts_length = [_longest(ctx, item, bases) for item in argument[1]]
-        return sum(parts_length) + len(str(argument[0])) * max(len(parts_length) - 1, 0)
-    if function == "Fn::Str":
-        return _longest(ctx, argument, bases)
+    longest = _LONGEST_BY_FUNCTION.get(function)
+    return UNKNOWN_ATTRIBUTE_LENGTH if longest is None else longest(ctx, argument, bases)
+
+
+def _longest_ref(ctx: Context, name: Any, bases: set[str]) -> int:
+    if name in ctx.parameters:
+        return _parameter_length(ctx, name, bases)
+    if isinstance(name, str) and name in PSEUDO_LENGTHS:
+        bases.add("pseudo parameters at their longest")
+        return PSEUDO_LENGTHS[name]
     return UNKNOWN_ATTRIBUTE_LENGTH
+
+
+def _longest_get_att(ctx: Context, argument: Any, bases: set[str]) -> int:
+    target = get_att_target(argument)
+    kind = ctx.resource_type(str(target[0])) if target else None
+    bases.add("attributes at their longest")
+    return ATTRIBUTE_LENGTHS.get((str(kind), str(target[1]) if target else ""), UNKNOWN_ATTRIBUTE_LENGTH)
+
+
+def _longest_if(ctx: Context, argument: Any, bases: set[str]) -> int:
+    if isinstance(argument, list) and len(argument) == 3:
+        return max(_longest(ctx, argument[1], bases), _longest(ctx, argument[2], bases))
+    return UNKNOWN_ATTRIBUTE_LENGTH
+
+
+def _longest_sub(ctx: Context, argument: Any, bases: set[str]) -> int:
+    parts = sub_parts(argument)
+    if parts is None:
+        return UNKNOWN_ATTRIBUTE_LENGTH
+    text, local = parts
+    length = len(re.sub(r"\$\{[^}!][^}]*\}", "", text).encode())
+    for variable in sub_variables(text):
+        if variable in local:
+            length += _longest(ctx, local[variable], bases)
+        elif "." in variable and variable not in ctx.spec.pseudo_parameters:
+            length += _longest(ctx, {"Fn::GetAtt": variable.split(".", 1)}, bases)
+        else:
+            length += _longest(ctx, {"Ref": variable}, bases)
+    return length
+
+
+def _longest_join(ctx: Context, argument: Any, bases: set[str]) -> int:
+    if not (isinstance(argument, list) and len(argument) == 2 and isinstance(argument[1], list)):
+        return UNKNOWN_ATTRIBUTE_LENGTH
+    parts_length = [_longest(ctx, item, bases) for item in argument[1]]
+    return sum(parts_length) + len(str(argument[0])) * max(len(parts_length) - 1, 0)
+
+
+# Functions whose longest result can be estimated; any other one counts as UNKNOWN_ATTRIBUTE_LENGTH.
+_LONGEST_BY_FUNCTION: dict[str, Callable[[Context, Any, set[str]], int]] = {
+    "Ref": _longest_ref,
+    "Fn::GetAtt": _longest_get_att,
+    "Fn::If": _longest_if,
+    "Fn::Sub": _longest_sub,
+    "Fn::Join": _longest_join,
+    "Fn::Str": _longest,
+}
 
 
 def _stack_scoped(ctx: Context, node: Any) -> bool:

@@ -199,33 +199,14 @@ def _shape(mapper: str, render_to_key: dict[str, str]) -> Shape:
 def _parse_service(js: str) -> tuple[dict[str, ResourceSpec], dict[str, StructSpec]]:
     functions = dict(_FUNCTION_RE.findall(js))
     class_types = dict(_TYPE_NAME_RE.findall(js))  # RosFunction -> ALIYUN::FC3::Function
-    validator_key: dict[str, str] = {}  # validator function name -> resource type or struct key
-    for name in functions:
-        match = _VALIDATOR_NAME_RE.match(name)
-        if not match or f"Ros{match.group(1)}" not in class_types:
-            continue
-        resource_type = class_types[f"Ros{match.group(1)}"]
-        validator_key[name] = resource_type if match.group(2) is None else f"{resource_type}.{match.group(2)}"
-    render_to_key: dict[str, str] = {}
-    for name, body in functions.items():
-        if name.startswith("ros") and name.endswith("ToRosTemplate"):
-            asserted = _ASSERTS_RE.search(body)
-            if asserted:
-                validator = asserted.group(1)
-                validator = validator if validator.endswith("Validator") else validator + "Validator"
-                if validator in validator_key:
-                    render_to_key[name] = validator_key[validator]
+    validator_key = _validator_keys(functions, class_types)
+    render_to_key = _render_keys(functions, validator_key)
     key_to_render = {key: name for name, key in render_to_key.items()}
     key_to_validator = {key: name for name, key in validator_key.items()}
     resources: dict[str, ResourceSpec] = {}
     structs: dict[str, StructSpec] = {}
     for key, render in key_to_render.items():
-        validator = _parse_validator(functions[key_to_validator[key]])
-        properties: dict[str, PropertySpec] = {}
-        for ros_name, mapper, camel in _RENDER_LINE_RE.findall(functions[render]):
-            properties[ros_name] = PropertySpec(
-                name=ros_name, shape=_shape(mapper, render_to_key), required=camel in validator.required,
-                **validator.constraints.get(camel, {}))
+        properties = _properties(functions[key_to_validator[key]], functions[render], render_to_key)
         if "." in key:
             structs[key] = StructSpec(key, properties)
         else:
@@ -236,6 +217,43 @@ def _parse_service(js: str) -> tuple[dict[str, ResourceSpec], dict[str, StructSp
             old = resources[resource_type]
             resources[resource_type] = ResourceSpec(old.type, old.properties, tuple(_ATTRIBUTE_RE.findall(body)))
     return resources, structs
+
+
+def _validator_keys(functions: dict[str, str], class_types: dict[str, str]) -> dict[str, str]:
+    """Validator function name -> the resource type or struct key (type.Struct) it validates."""
+    validator_key: dict[str, str] = {}
+    for name in functions:
+        match = _VALIDATOR_NAME_RE.match(name)
+        if not match or f"Ros{match.group(1)}" not in class_types:
+            continue
+        resource_type = class_types[f"Ros{match.group(1)}"]
+        validator_key[name] = resource_type if match.group(2) is None else f"{resource_type}.{match.group(2)}"
+    return validator_key
+
+
+def _render_keys(functions: dict[str, str], validator_key: dict[str, str]) -> dict[str, str]:
+    """Renderer function name (ros...ToRosTemplate) -> the key of the validator it asserts first."""
+    render_to_key: dict[str, str] = {}
+    for name, body in functions.items():
+        if name.startswith("ros") and name.endswith("ToRosTemplate"):
+            asserted = _ASSERTS_RE.search(body)
+            if asserted:
+                validator = asserted.group(1)
+                validator = validator if validator.endswith("Validator") else validator + "Validator"
+                if validator in validator_key:
+                    render_to_key[name] = validator_key[validator]
+    return render_to_key
+
+
+def _properties(validator_body: str, render_body: str, render_to_key: dict[str, str]) -> dict[str, PropertySpec]:
+    """The properties a renderer writes, with the shape its mapper gives and the validator's constraints."""
+    validator = _parse_validator(validator_body)
+    properties: dict[str, PropertySpec] = {}
+    for ros_name, mapper, camel in _RENDER_LINE_RE.findall(render_body):
+        properties[ros_name] = PropertySpec(
+            name=ros_name, shape=_shape(mapper, render_to_key), required=camel in validator.required,
+            **validator.constraints.get(camel, {}))
+    return properties
 
 
 def _parse_core(archive: tarfile.TarFile) -> dict[str, tuple[str, ...]]:

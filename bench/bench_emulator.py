@@ -42,6 +42,15 @@ AK, SECRET = "LTAIbench", "bench-secret"  # local emulator keys, bench only
 CHUNK = 1024 * 1024
 
 
+def write_random_file(path: Path, size_mib: int) -> int:
+    """Writes ``size_mib`` MiB of one random 1 MiB block repeated; returns the size in bytes."""
+    with open(path, "wb") as out:
+        block = os.urandom(CHUNK)
+        for _ in range(size_mib):
+            out.write(block)
+    return path.stat().st_size
+
+
 def fetch(url: str, connection: http.client.HTTPConnection | None = None) -> int:
     """GET the URL, discard the body in 1 MiB reads, return the byte count."""
     parts = urlsplit(url)
@@ -81,11 +90,7 @@ def python_rate(url: str, size: int) -> float:
 def bench_get(work: Path, size_mib: int, runs: int) -> None:
     source = work / "www" / "big.bin"
     source.parent.mkdir()
-    with open(source, "wb") as out:
-        block = os.urandom(CHUNK)
-        for _ in range(size_mib):
-            out.write(block)
-    size = source.stat().st_size
+    size = write_random_file(source, size_mib)
 
     class QuietHandler(SimpleHTTPRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
@@ -112,7 +117,7 @@ def bench_get(work: Path, size_mib: int, runs: int) -> None:
             if "x-oss-hash-crc64ecma" not in bucket.head_object("big.bin").headers:
                 raise RuntimeError("the emulator did not report x-oss-hash-crc64ecma")
             # Interleave the two servers run by run so background load hits both alike.
-            rates = {(client, name): [] for client in clients for name in urls}
+            rates: dict[tuple[str, str], list[float]] = {(client, name): [] for client in clients for name in urls}
             for _ in range(runs):
                 for client, measure in clients.items():
                     for name, url in urls.items():
@@ -191,13 +196,8 @@ def python_put_rate(url: str, source: Path, size: int) -> float:
     return size / (time.perf_counter() - started) / 2**20
 
 
-def bench_put(work: Path, size_mib: int, runs: int) -> None:
-    source = work / "put-source.bin"
-    with open(source, "wb") as out:
-        block = os.urandom(CHUNK)
-        for _ in range(size_mib):
-            out.write(block)
-    size = source.stat().st_size
+def start_put_servers(work: Path) -> dict[str, ThreadingHTTPServer]:
+    """The two http.server PUT baselines, each storing into its own directory under ``work``."""
     servers = {}
     for name, md5 in (("http.server store+MD5", True), ("http.server store only", False)):
         directory = work / name.replace(" ", "_").replace("+", "_")
@@ -205,6 +205,13 @@ def bench_put(work: Path, size_mib: int, runs: int) -> None:
         handler = type("BoundPut", (PutHandler,), {"directory": directory, "md5": md5})
         servers[name] = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=servers[name].serve_forever, daemon=True).start()
+    return servers
+
+
+def bench_put(work: Path, size_mib: int, runs: int) -> None:
+    source = work / "put-source.bin"
+    size = write_random_file(source, size_mib)
+    servers = start_put_servers(work)
     clients = {"python http.client": python_put_rate}
     if shutil.which("curl"):
         clients["curl"] = curl_put_rate
@@ -229,10 +236,15 @@ def bench_put(work: Path, size_mib: int, runs: int) -> None:
             server.server_close()
     print(f"PUT {size_mib} MiB object, median of {runs} interleaved runs (best), MiB/s; "
           "emulator = V4 presigned URL, MD5 + CRC-64 + blob + index:")
+    print_put_rates(list(clients), list(servers), rates)
+
+
+def print_put_rates(clients: list[str], baselines: list[str], rates: dict[tuple[str, str], list[float]]) -> None:
+    """One line per client: the emulator's median (best) and each baseline's median with the ratio to it."""
     for client in clients:
         emulator = statistics.median(rates[(client, "emulator")])
         line = f"  [{client:18}] emulator {emulator:6.0f} ({max(rates[(client, 'emulator')]):.0f})"
-        for name in servers:
+        for name in baselines:
             other = statistics.median(rates[(client, name)])
             line += f"  {name} {other:6.0f} ratio {emulator / other:.2f}x"
         print(line)

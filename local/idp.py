@@ -213,74 +213,81 @@ CONSENT_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><ti
 <button type="submit" id="approve" autofocus>Sign in as {subject}</button></form></body></html>"""
 
 
+class _IdpRequestHandler(BaseHTTPRequestHandler):
+    """The provider's HTTP surface; ``idp`` is bound per server by _handler."""
+
+    server_version = "local-idp"
+    idp: IdentityProvider
+
+    def log_message(self, *_args: Any) -> None:
+        return
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, data: Any) -> None:
+        self._send(status, json.dumps(data).encode(), "application/json", self._cors())
+
+    def _cors(self) -> dict[str, str]:
+        origin = self.headers.get("Origin")
+        if origin and any(origin in client.origins for client in self.idp.clients.values()):
+            return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        return {}
+
+    def do_OPTIONS(self) -> None:
+        headers = self._cors()
+        if headers:
+            headers.update({"Access-Control-Allow-Methods": "GET, POST",
+                            "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Max-Age": "600"})
+        self._send(204 if headers else 403, b"", "text/plain", headers)
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        if parts.path == "/.well-known/openid-configuration":
+            return self._json(200, self.idp.discovery())
+        if parts.path == "/jwks":
+            return self._json(200, {"keys": [self.idp.jwk]})
+        if parts.path == "/authorize":
+            return self._consent({k: v[0] for k, v in parse_qs(parts.query).items()})
+        self._send(404, b"not found", "text/plain")
+
+    def _consent(self, params: dict[str, str]) -> None:
+        """The consent page for a valid authorization request (or the redirect/refusal it gets instead)."""
+        location, problem = self.idp.validate(params)
+        if problem:
+            return self._send(400, problem.encode(), "text/plain")
+        if location:
+            return self._send(302, b"", "text/plain", {"Location": location})
+        client = self.idp.clients[params["client_id"]]
+        fields = "".join(f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+                         for k, v in params.items())
+        page = CONSENT_PAGE.format(client=html.escape(client.client_id), fields=fields,
+                                   subject=html.escape(self.idp.subject))
+        return self._send(200, page.encode(), "text/html; charset=utf-8",
+                          {"Content-Security-Policy": "default-src 'none'; form-action 'self' "
+                           + " ".join(sorted(client.origins)), "X-Frame-Options": "DENY"})
+
+    def do_POST(self) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode("utf-8", "replace")).items()}
+        if parts.path == "/authorize":
+            location, problem = self.idp.authorize(form)
+            if location is None:
+                return self._send(400, (problem or "bad request").encode(), "text/plain")
+            return self._send(302, b"", "text/plain", {"Location": location})
+        if parts.path == "/token":
+            status, answer = self.idp.token(form)
+            return self._json(status, answer)
+        self._send(404, b"not found", "text/plain")
+
+
 def _handler(idp: IdentityProvider) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "local-idp"
-
-        def log_message(self, *_args: Any) -> None:
-            return
-
-        def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _json(self, status: int, data: Any) -> None:
-            self._send(status, json.dumps(data).encode(), "application/json", self._cors())
-
-        def _cors(self) -> dict[str, str]:
-            origin = self.headers.get("Origin")
-            if origin and any(origin in client.origins for client in idp.clients.values()):
-                return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
-            return {}
-
-        def do_OPTIONS(self) -> None:
-            headers = self._cors()
-            if headers:
-                headers.update({"Access-Control-Allow-Methods": "GET, POST",
-                                "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Max-Age": "600"})
-            self._send(204 if headers else 403, b"", "text/plain", headers)
-
-        def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            if parts.path == "/.well-known/openid-configuration":
-                return self._json(200, idp.discovery())
-            if parts.path == "/jwks":
-                return self._json(200, {"keys": [idp.jwk]})
-            if parts.path == "/authorize":
-                params = {k: v[0] for k, v in parse_qs(parts.query).items()}
-                location, problem = idp.validate(params)
-                if problem:
-                    return self._send(400, problem.encode(), "text/plain")
-                if location:
-                    return self._send(302, b"", "text/plain", {"Location": location})
-                client = idp.clients[params["client_id"]]
-                fields = "".join(f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
-                                 for k, v in params.items())
-                page = CONSENT_PAGE.format(client=html.escape(client.client_id), fields=fields,
-                                           subject=html.escape(idp.subject))
-                return self._send(200, page.encode(), "text/html; charset=utf-8",
-                                  {"Content-Security-Policy": "default-src 'none'; form-action 'self' "
-                                   + " ".join(sorted(client.origins)), "X-Frame-Options": "DENY"})
-            self._send(404, b"not found", "text/plain")
-
-        def do_POST(self) -> None:
-            parts = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode("utf-8", "replace")).items()}
-            if parts.path == "/authorize":
-                location, problem = idp.authorize(form)
-                if location is None:
-                    return self._send(400, (problem or "bad request").encode(), "text/plain")
-                return self._send(302, b"", "text/plain", {"Location": location})
-            if parts.path == "/token":
-                status, answer = idp.token(form)
-                return self._json(status, answer)
-            self._send(404, b"not found", "text/plain")
-
-    return Handler
+    return type("Handler", (_IdpRequestHandler,), {"idp": idp})

@@ -20,8 +20,9 @@ VERSION = "1.0.0"
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 MAX_TEXT = 1024  # shared/url_options.py: text options are at most 1024 characters
 MAX_BATCH = 1000  # SIGN_MAX_BATCH's upper bound
-SECURITY = [{"ApiKey": []}, {"Bearer": []}]
-SECURITY_BY_AUTH_MODE = {"apikey": [{"ApiKey": []}], "jwt": [{"Bearer": []}], "none": [{}]}
+Security = list[dict[str, Any]]  # OpenAPI security requirements: scheme name -> scopes
+SECURITY: Security = [{"ApiKey": []}, {"Bearer": []}]
+SECURITY_BY_AUTH_MODE: dict[str, Security] = {"apikey": [{"ApiKey": []}], "jwt": [{"Bearer": []}], "none": [{}]}
 # shared/keys.py validate_key: 1..1023 UTF-8 bytes, no control characters, not starting with '/' or '\'.
 KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 1023, "pattern": r"^[^/\\\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"}
 

@@ -34,7 +34,7 @@ from shared.keys import (
 )
 from shared.signing import Credentials, PresignedUrl, Signer, is_v1_ambiguous_key
 from shared.url_options import UrlSpec, parse_spec, validity_policy
-from shared.validity import Validity, effective_validity, format_utc
+from shared.validity import effective_validity
 
 if TYPE_CHECKING:
     from shared.storage import OssClient
@@ -246,7 +246,7 @@ class SigningJob:
         except SigningError as error:
             raise InvalidParameter(error.message) from None
         expires_at = int(validity.expires_at.timestamp())
-        common = {"method": spec.method, "headers": {}, **_validity_fields(validity), "proxy": True}
+        common = {"method": spec.method, "headers": {}, **validity.to_dict(), "proxy": True}
         return [{"key": key, "url": links.make_link(download.base_url, key, secret=download.link_secret,
                                                     expires_at=expires_at, options=spec.link_options()),
                  **common} for key in keys]
@@ -268,14 +268,9 @@ def _v1_refusal(key: str, spec: UrlSpec, where: str) -> InvalidKey | None:
     return None
 
 
-def _validity_fields(validity: Validity) -> Result:
-    return {"expires_at": format_utc(validity.expires_at), "expires_in": validity.expires_in,
-            "clamped": validity.clamped, "clamp_reason": validity.clamp_reason}
-
-
 def _url_result_common(url: PresignedUrl) -> Result:
     """The fields every URL of one presign_many call shares (same method, headers and validity)."""
-    return {"method": url.method, "headers": dict(url.headers), **_validity_fields(url.validity)}
+    return {"method": url.method, "headers": dict(url.headers), **url.validity.to_dict()}
 
 
 def _named_key(item: Any) -> Any:

@@ -58,11 +58,12 @@ class Validity:
     clamp_reason: ClampReason | None
 
     def to_dict(self) -> dict[str, object]:
+        """The one rendering of a validity: the fields of the /sign results (README, "API")."""
         return {
-            "expiresAt": format_utc(self.expires_at),
-            "expiresIn": self.expires_in,
+            "expires_at": format_utc(self.expires_at),
+            "expires_in": self.expires_in,
             "clamped": self.clamped,
-            "clampReason": self.clamp_reason,
+            "clamp_reason": self.clamp_reason,
         }
 
 

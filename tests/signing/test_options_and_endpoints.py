@@ -104,7 +104,7 @@ def test_put_returns_the_headers_to_send_and_metadata_names_are_lowercased():
     assert dict(presigned.headers) == {"Content-Type": "image/jpeg", "x-oss-meta-owner": "alice",
                                        "x-oss-storage-class": "IA"}  # fmt: skip
     assert presigned.to_dict()["headers"] == dict(presigned.headers)
-    assert presigned.to_dict()["expiresIn"] == 600 and presigned.method == "PUT"
+    assert presigned.to_dict()["expires_in"] == 600 and presigned.method == "PUT"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,8 +30,8 @@ def test_unclamped():
     assert (result.expires_in, result.clamped, result.clamp_reason) == (3600, False, None)
     assert result.signed_at == SIGNED_AT
     assert result.expires_at == SIGNED_AT + timedelta(seconds=3600)
-    assert result.to_dict() == {"expiresAt": "2024-05-01T13:00:00Z", "expiresIn": 3600, "clamped": False,
-                                "clampReason": None}  # fmt: skip
+    assert result.to_dict() == {"expires_at": "2024-05-01T13:00:00Z", "expires_in": 3600, "clamped": False,
+                                "clamp_reason": None}  # fmt: skip
 
 
 @pytest.mark.parametrize(

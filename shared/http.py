@@ -31,6 +31,7 @@ from shared.errors import (
     BadRequest,
     ConfigError,
     Forbidden,
+    InvalidParameter,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
@@ -116,6 +117,16 @@ class Request:
         if not unicode_text:
             raise BadRequest("request body holds a lone surrogate escape (\\ud800-\\udfff); it is not Unicode text")
         return value
+
+    def parameters(self) -> dict[str, Any]:
+        """Query parameters, plus the JSON body's fields for POST; a name given in both must agree (400)."""
+        merged: dict[str, Any] = dict(self.query)
+        if self.method == "POST":
+            for name, value in self.json().items():
+                if name in merged and str(merged[name]) != str(value):
+                    raise InvalidParameter(f"parameter {name[:40]!r} is given twice with different values")
+                merged[name] = value
+        return merged
 
     def bearer_token(self) -> str | None:
         """The token of ``Authorization: Bearer <token>``, or None when there is no such header."""

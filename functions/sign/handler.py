@@ -17,7 +17,7 @@ from typing import Any
 from shared import http, revocation, url_batch
 from shared.auth import authenticate
 from shared.config import Settings
-from shared.errors import BadRequest, InvalidParameter
+from shared.errors import BadRequest
 
 FUNCTION = "sign"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -34,13 +34,6 @@ def handler(request: http.Request, settings: Settings, context: Any) -> http.Res
 
 
 def _parameters(request: http.Request) -> dict[str, Any]:
-    """Query parameters, plus the JSON body for POST; the same name in both must agree."""
-    merged: dict[str, Any] = dict(request.query)
-    if "keys" in merged:
+    if "keys" in request.query:
         raise BadRequest("keys (a batch) must be sent as a JSON body with POST")
-    if request.method == "POST":
-        for name, value in request.json().items():
-            if name in merged and str(merged[name]) != str(value):
-                raise InvalidParameter(f"parameter {name[:40]!r} is given twice with different values")
-            merged[name] = value
-    return merged
+    return request.parameters()

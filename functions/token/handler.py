@@ -24,17 +24,11 @@ PARAMETERS = frozenset({"prefix", "actions", "duration"})
 
 
 def _parameters(request: http.Request) -> dict[str, Any]:
-    """Query parameters and JSON body fields merged; the same name in both must agree."""
-    body = request.json() if request.method == "POST" else {}
-    unknown = sorted((set(request.query) | set(body)) - PARAMETERS)
+    params = request.parameters()
+    unknown = sorted(set(params) - PARAMETERS)
     if unknown:
         raise InvalidParameter(f"unknown parameter {unknown[0][:40]!r}; accepted: prefix, actions, duration")
-    merged: dict[str, Any] = dict(request.query)
-    for name, value in body.items():
-        if name in merged and str(merged[name]) != str(value):
-            raise InvalidParameter(f"parameter {name!r} is given twice with different values")
-        merged[name] = value
-    return merged
+    return params
 
 
 def _duration(value: Any, sts_settings: StsSettings) -> int:

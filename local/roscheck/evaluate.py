@@ -103,7 +103,7 @@ def condition_values(document: Mapping[str, Any], values: Mapping[str, Any]) -> 
     for name in evaluator.conditions:
         try:
             result[name] = evaluator.condition(name)
-        except (Unevaluable, TypeError, IndexError, ValueError):
+        except (Unevaluable, TypeError, IndexError, ValueError, re.error):
             result[name] = None
     return result
 
@@ -124,6 +124,6 @@ def rule_failures(document: Mapping[str, Any], values: Mapping[str, Any]) -> lis
                     description = assertion.get("AssertDescription") or "assertion failed"
                     failures.append((f"Rules.{name}.Assertions[{index}]",
                                      f"rule {name} refuses these parameter values: {description}"))
-        except (Unevaluable, TypeError, IndexError, ValueError):
+        except (Unevaluable, TypeError, IndexError, ValueError, re.error):
             continue
     return failures

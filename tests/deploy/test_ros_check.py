@@ -545,3 +545,10 @@ def test_command_line_reports_and_exits_non_zero_on_errors(capsys):
     printed = capsys.readouterr().out
     assert " 0 error(s)" in printed.splitlines()[0]
     assert f"  environment of {FUNCTION}: " in printed and " of 4096 bytes (" in printed
+
+
+def test_a_bad_regular_expression_in_a_rule_is_a_problem_not_an_exception():
+    document = copy.deepcopy(CURRENT)
+    document["Rules"]["BadPattern"] = {"RuleCondition": {"Fn::MatchPattern": ["(", "a"]},
+                                       "Assertions": [{"Assert": {"Fn::Equals": ["a", "a"]}}]}
+    check(document, {"NamePrefix": "files-prod"})  # evaluated with values: must not raise re.error

@@ -8,7 +8,7 @@ NODE_SUITE := tests/local/node
 
 help:
 	@echo "make run      set up, then start the local cloud + gateway with a demo bucket (python -m local up)"
-	@echo "make test     set up, then run lint and the whole test suite"
+	@echo "make test     set up, then run lint (ruff, mypy) and the whole test suite"
 	@echo "make bench    set up, then run every benchmark under bench/"
 	@echo "make package  build dist/<function>.zip and dist/layer.zip (what template.yml deploys)"
 
@@ -40,9 +40,11 @@ run: setup
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
+# One worker per core; a file's tests stay on one worker (module-scoped stacks and the archive build are shared).
 test: setup lint
-	$(PY) -m pytest -p no:cacheprovider
+	$(PY) -m pytest -p no:cacheprovider -n auto --dist loadfile
 
 bench: setup
 	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

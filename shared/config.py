@@ -40,11 +40,16 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
-def _boolean(raw: str) -> bool:
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
+
+
+def parse_boolean(raw: str) -> bool:
+    """The one reading of a yes/no text (variables and request parameters alike); ValueError otherwise."""
     value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
+    if value in TRUE_WORDS:
         return True
-    if value in {"0", "false", "no", "off", ""}:
+    if value in FALSE_WORDS:
         return False
     raise ValueError("expected true or false")
 
@@ -56,14 +61,16 @@ def _integer(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def _choice(*options: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip().lower()
-        if value not in options:
-            raise ValueError("expected one of " + ", ".join(options))
-        return value
+def parse_choice(raw: str, options: tuple[str, ...], *, upper: bool = False) -> str:
+    """``raw`` trimmed and case-folded (lower, or ``upper``) if it is one of ``options``; ValueError otherwise."""
+    value = raw.strip().upper() if upper else raw.strip().lower()
+    if value not in options:
+        raise ValueError("expected one of " + ", ".join(options))
+    return value
 
-    return parse
+
+def _choice(*options: str) -> Callable[[str], str]:
+    return lambda raw: parse_choice(raw, options)
 
 
 def _csv(raw: str) -> tuple[str, ...]:
@@ -264,7 +271,7 @@ VARIABLES: tuple[Variable, ...] = (
        "x-oss-process operations callers may ask for (none whose parameters can name another object: "
        "no watermark, no style); empty: no processing", "comma list of type/operation, e.g. image/resize",
        used_by=frozenset({"sign"})),
-    _v("URL_SYMLINK_CHECK", "urls.symlink_check", _boolean, "true",
+    _v("URL_SYMLINK_CHECK", "urls.symlink_check", parse_boolean, "true",
        "Before signing or serving a key, find out whether it is a symlink (HEAD, then GetSymlink) and refuse "
        "one whose target is outside the caller's scope", "true, false", used_by=frozenset({"sign", "download"})),
     # Caller authentication
@@ -311,13 +318,13 @@ VARIABLES: tuple[Variable, ...] = (
     _v("STS_MAX_DURATION", "sts.max_duration", _integer(900, 43200), "3600",
        "Longest credential lifetime handed out (at most the role's MaxSessionDuration)", "900..43200",
        used_by=frozenset({"token"})),
-    _v("STS_ALLOW_LIST", "sts.allow_list", _boolean, "true",
+    _v("STS_ALLOW_LIST", "sts.allow_list", parse_boolean, "true",
        "Callers may ask for listing inside their scope (oss:ListObjects with an oss:Prefix condition)",
        "true, false", used_by=frozenset({"token"})),
-    _v("STS_ALLOW_WRITE", "sts.allow_write", _boolean, "false",
+    _v("STS_ALLOW_WRITE", "sts.allow_write", parse_boolean, "false",
        "Callers may ask for upload rights inside their scope", "true, false",
        used_by=frozenset({"token"})),
-    _v("STS_BIND_SOURCE_IP", "sts.bind_source_ip", _boolean, "false",
+    _v("STS_BIND_SOURCE_IP", "sts.bind_source_ip", parse_boolean, "false",
        "Bind vended credentials to the caller's IP (acs:SourceIp)", "true, false",
        used_by=frozenset({"token"})),
     _v("STS_CACHE_SECONDS", "sts.cache_min_remaining", _integer(0, 43200), "1800",
@@ -353,9 +360,9 @@ VARIABLES: tuple[Variable, ...] = (
     # sign
     _v("SIGN_MAX_BATCH", "sign.max_batch", _integer(1, 1000), "1000", "Keys per POST /sign call",
        "1..1000", used_by=frozenset({"sign"})),
-    _v("SIGN_ALLOW_PUT", "sign.allow_put", _boolean, "false", "Callers may ask for upload (PUT) URLs",
+    _v("SIGN_ALLOW_PUT", "sign.allow_put", parse_boolean, "false", "Callers may ask for upload (PUT) URLs",
        "true, false", used_by=frozenset({"sign"})),
-    _v("SIGN_CHECK_EXISTS", "sign.check_exists", _boolean, "false",
+    _v("SIGN_CHECK_EXISTS", "sign.check_exists", parse_boolean, "false",
        "HEAD the object before signing so a typo is a 404, not a dead link", "true, false",
        used_by=frozenset({"sign"})),
     # download
@@ -381,7 +388,7 @@ VARIABLES: tuple[Variable, ...] = (
     _v("DOWNLOAD_BASE_URL", "download.base_url", _url, "",
        "Public base URL of the API, used to build /download proxy links", "http(s) URL",
        used_by=frozenset({"sign", "download"})),
-    _v("DOWNLOAD_LINK_REVOCATION", "download.link_revocation", _boolean, "false",
+    _v("DOWNLOAD_LINK_REVOCATION", "download.link_revocation", parse_boolean, "false",
        "Proxy links can be taken back (POST /sign {\"revoke\": link}); the download function refuses them within 30 s "
        "(it lists _links/_revoked/, which its role must allow)", "true, false",
        used_by=frozenset({"sign", "download"})),

@@ -28,7 +28,7 @@ from urllib.parse import unquote, unquote_plus
 
 from shared import config
 from shared import logging as log
-from shared.errors import InvalidParameter
+from shared.errors import AppError, InvalidParameter
 from shared.keys import is_unicode_text
 from shared.numbers import ascii_int_or_none
 from shared.validity import parse_utc
@@ -41,6 +41,7 @@ __all__ = [
     "OssObjectRecord",
     "TimerEvent",
     "decode_event",
+    "json_object",
     "parse_oss_event",
     "parse_timer_event",
 ]
@@ -64,16 +65,27 @@ class InvalidEvent(InvalidParameter):
 
 def decode_event(raw: bytes | bytearray | str | Mapping[str, Any], what: str) -> Mapping[str, Any]:
     """The event as a JSON object (a mapping is taken as is); InvalidEvent naming ``what`` otherwise."""
+    return json_object(raw, f"the {what} event")
+
+
+def json_object(raw: object, subject: str, error: type[AppError] = InvalidEvent) -> Mapping[str, Any]:
+    """``raw`` (UTF-8 JSON text, as bytes or str; a mapping is taken as is) as a JSON object, else ``error``
+    saying why, ``subject`` first: the one decoder of FC's events (HTTP, OSS, timer) and timer payloads."""
     if isinstance(raw, Mapping):
         return raw
-    if not isinstance(raw, (bytes, bytearray, str)):
-        raise InvalidEvent(f"the {what} event must be JSON text")
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        try:
+            raw = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise error(f"{subject} is not valid JSON") from None
+    if not isinstance(raw, str):
+        raise error(f"{subject} must be JSON text")
     try:
         value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise InvalidEvent(f"the {what} event is not valid JSON") from None
+    except (ValueError, RecursionError):
+        raise error(f"{subject} is not valid JSON") from None
     if not isinstance(value, dict):
-        raise InvalidEvent(f"the {what} event must be a JSON object")
+        raise error(f"{subject} must be a JSON object")
     return value
 
 
@@ -223,12 +235,7 @@ class TimerEvent:
         """The payload parsed as a JSON object ({} when empty); InvalidEvent otherwise."""
         if not self.payload.strip():
             return {}
-        try:
-            value = json.loads(self.payload)
-        except ValueError:
-            raise InvalidEvent("the timer payload is not valid JSON") from None
-        if not isinstance(value, dict):
-            raise InvalidEvent("the timer payload must be a JSON object")
+        value = dict(json_object(self.payload, "the timer payload"))
         if not _unicode_text(value):
             raise InvalidEvent("the timer payload holds a lone surrogate (not Unicode text)")
         return value

@@ -36,6 +36,7 @@ from shared.errors import (
     NotFound,
     PayloadTooLarge,
 )
+from shared.events import json_object
 from shared.keys import is_unicode_text
 
 Response = dict[str, Any]
@@ -176,23 +177,8 @@ def _event_request_id(event: Any) -> str:
     return request_id if isinstance(request_id, str) else ""
 
 
-def _event_object(event: Any) -> dict[str, Any]:
-    if isinstance(event, dict):
-        return event
-    if isinstance(event, (bytes, bytearray, memoryview)):
-        try:
-            event = bytes(event).decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadRequest("malformed event: not UTF-8") from None
-    if not isinstance(event, str):
-        raise BadRequest("malformed event: expected a JSON object")
-    try:
-        value = json.loads(event)
-    except (json.JSONDecodeError, RecursionError):
-        raise BadRequest("malformed event: not JSON") from None
-    if not isinstance(value, dict):
-        raise BadRequest("malformed event: expected a JSON object")
-    return value
+def _event_object(event: Any) -> Mapping[str, Any]:
+    return json_object(event, "the HTTP event", BadRequest)
 
 
 def _object(value: Any, name: str) -> dict[str, Any]:

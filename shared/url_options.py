@@ -38,8 +38,6 @@ OPTION_NAMES = frozenset({
 })  # fmt: skip
 PROXY_OPTION_NAMES = frozenset({"method", "expires", "disposition", "filename", "proxy"})
 MAX_EXPIRES_DIGITS = 9
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off", ""})
 
 
 @dataclass(frozen=True)
@@ -231,12 +229,12 @@ class _Reader:
         value = self.values.get(name)
         if value is None or value == "":
             return default
-        if not isinstance(value, str):
-            raise self._fail(name, "one of " + ", ".join(options))
-        normalized = value.strip().upper() if upper else value.strip().lower()
-        if normalized not in options:
-            raise self._fail(name, "one of " + ", ".join(options))
-        return normalized
+        if isinstance(value, str):
+            try:
+                return config_module.parse_choice(value, options, upper=upper)
+            except ValueError:
+                pass
+        raise self._fail(name, "one of " + ", ".join(options))
 
     def boolean(self, name: str, default: bool) -> bool:
         value = self.values.get(name)
@@ -244,8 +242,11 @@ class _Reader:
             return default
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
+        if isinstance(value, str):
+            try:
+                return config_module.parse_boolean(value)
+            except ValueError:
+                pass
         raise self._fail(name, "true or false")
 
     def integer(self, name: str, default: int | None, low: int, high: int) -> Any:

@@ -16,6 +16,7 @@ from local.cloud import LocalCloud
 from local.sts import Role
 from shared.errors import Forbidden, NotFound, UpstreamError
 from shared.signing import Credentials, Endpoint
+from shared.signing import signer as signer_module
 from shared.storage import ObjectTooLarge, OssClient, OssError, to_app_error
 from tests.sign.helpers import BUCKET, REGION, ROOT_AK, ROOT_SECRET, oss2_bucket
 
@@ -252,15 +253,27 @@ ERROR_503 = (503, {"x-oss-request-id": "A" * 24},
 OK_HEAD = (200, {"Content-Length": "3", "ETag": '"abc"', "Last-Modified": "Sun, 29 Nov 2026 09:00:00 GMT"}, b"")
 
 
-def test_idempotent_requests_are_retried_with_jittered_backoff() -> None:
+def test_idempotent_requests_are_retried_with_jittered_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A clock that moves a minute each time it is read: a retry that reused the first attempt's signature (or
+    # date) would send the same x-oss-date again, and OSS refuses a request dated 15 minutes off.
+    moments = (datetime(2026, 11, 29, 10, minute, tzinfo=timezone.utc) for minute in itertools.count())
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return next(moments)
+
+    monkeypatch.setattr(signer_module, "datetime", Clock)
     reset = urllib3.exceptions.ProtocolError("connection reset")
     ours, pool, sleeps = scripted([reset, ERROR_503, OK_HEAD])
     assert ours.head_object("k").etag == "abc"
     assert len(pool.calls) == 3
     assert len(sleeps) == 2 and 0.05 <= sleeps[0] <= 0.1 and 0.1 <= sleeps[1] <= 0.2
-    dates = {call[2]["x-oss-date"] for call in pool.calls}
     assert all(call[2]["Authorization"].startswith("OSS4-HMAC-SHA256 ") for call in pool.calls)
-    assert dates  # each attempt is signed afresh
+    # each attempt is signed afresh, when it is sent
+    assert [call[2]["x-oss-date"] for call in pool.calls] == ["20261129T100000Z", "20261129T100100Z",
+                                                             "20261129T100200Z"]
+    assert len({call[2]["Authorization"] for call in pool.calls}) == 3
 
 
 def test_retries_are_bounded() -> None:

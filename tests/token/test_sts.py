@@ -238,6 +238,36 @@ def _concurrently(count: int, call):
     return threads, results
 
 
+def _count_waiters(monkeypatch) -> list[int]:
+    """Callers waiting on another's STS call, as they start to wait (each appends to the returned list)."""
+    import dataclasses
+    import threading
+
+    waiting: list[int] = []
+
+    class CountedEvent(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            waiting.append(1)
+            return super().wait(timeout)
+
+    @dataclasses.dataclass
+    class CountedFlight(sts._Flight):
+        done: threading.Event = dataclasses.field(default_factory=CountedEvent)
+
+    monkeypatch.setattr(sts, "_Flight", CountedFlight)
+    return waiting
+
+
+def _wait_for(condition, what: str) -> None:
+    """Poll ``condition`` (threads reaching a state) instead of sleeping a guessed time."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.005)
+
+
 def _assume(settings, scope: str = "users/alice/", duration: int = 3600):
     from shared.signing import Credentials
 
@@ -247,13 +277,13 @@ def _assume(settings, scope: str = "users/alice/", duration: int = 3600):
 
 
 def test_simultaneous_misses_for_one_identity_and_scope_make_one_sts_call(monkeypatch):
-    import time
 
     fake = _CountingSts()
     monkeypatch.setattr(sts, "client_for", lambda settings, caller: fake)
+    waiting = _count_waiters(monkeypatch)
     settings = _settings()
     threads, results = _concurrently(32, lambda: _assume(settings))
-    time.sleep(0.2)  # every thread has missed and is waiting on the one call in flight
+    _wait_for(lambda: fake.calls == 1 and len(waiting) == 31, "every other thread waits on the one call in flight")
     fake.release.set()
     for thread in threads:
         thread.join(10)
@@ -264,7 +294,6 @@ def test_simultaneous_misses_for_one_identity_and_scope_make_one_sts_call(monkey
 
 def test_each_scope_has_its_own_flight_and_session(monkeypatch):
     import threading
-    import time
 
     fake = _CountingSts()
     monkeypatch.setattr(sts, "client_for", lambda settings, caller: fake)
@@ -272,10 +301,11 @@ def test_each_scope_has_its_own_flight_and_session(monkeypatch):
     results: list = []
     threads = [threading.Thread(target=lambda s=scope: results.append(_assume(settings, s)))
                for scope in ("users/alice/", "users/alice/a/", "users/bob/") for _ in range(5)]
+    waiting = _count_waiters(monkeypatch)
     for thread in threads:
         thread.start()
-    time.sleep(0.2)  # three calls in flight at once, one per scope; the other twelve callers wait
-    assert fake.calls == 3
+    # three calls in flight at once, one per scope; the other twelve callers wait
+    _wait_for(lambda: fake.calls == 3 and len(waiting) == 12, "three calls in flight, twelve callers waiting")
     fake.release.set()
     for thread in threads:
         thread.join(10)
@@ -284,14 +314,14 @@ def test_each_scope_has_its_own_flight_and_session(monkeypatch):
 
 
 def test_a_failed_call_fails_its_waiters_without_a_stampede(monkeypatch):
-    import time
 
     from shared.errors import ServiceUnavailable
 
     fake = _CountingSts(fail=True)
     monkeypatch.setattr(sts, "client_for", lambda settings, caller: fake)
+    waiting = _count_waiters(monkeypatch)
     threads, results = _concurrently(16, lambda: _assume(_settings()))
-    time.sleep(0.2)
+    _wait_for(lambda: fake.calls == 1 and len(waiting) == 15, "fifteen callers waiting on the one failing call")
     fake.release.set()
     for thread in threads:
         thread.join(10)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import oss2
@@ -124,30 +123,26 @@ def test_paging_matches_model(plain_storage: Storage, keys: list[str], prefix: s
     assert collected == expected
 
 
-# -- listing speed --------------------------------------------------------------------------------
-def test_large_bucket_pages_do_not_slow_down(env: Env) -> None:
+# -- a large bucket ------------------------------------------------------------------------------------
+# How fast pages come at the start, middle and end of a large bucket is bench/bench_emulator.py's question
+# (ListObjects pages per second at 10k and 1M objects); here, that 50k objects list completely and correctly.
+@pytest.mark.slow
+def test_a_large_bucket_lists_every_object_once(env: Env) -> None:
     count = 50_000
     env.cloud.storage.seed_objects(BUCKET, (f"data/{i // 100:04d}/{i:08d}.bin" for i in range(count)))
     bucket = root_bucket(env.endpoint)
-    durations = []
-    listed = 0
+    listed: list[str] = []
     marker = ""
     while True:
-        started = time.perf_counter()
         result = bucket.list_objects(prefix="data/", marker=marker, max_keys=1000)
-        durations.append(time.perf_counter() - started)
-        listed += len(result.object_list)
+        listed += [item.key for item in result.object_list]
         if not result.is_truncated:
             break
         marker = result.next_marker
-    assert listed == count
-    first, last = sorted(durations[:5])[2], sorted(durations[-5:])[2]
-    assert last < first * 3 + 0.05, (first, last)
+    assert listed == [f"data/{i // 100:04d}/{i:08d}.bin" for i in range(count)]
     # a delimiter listing over 500 directories jumps over each one instead of scanning 50k rows
-    started = time.perf_counter()
     directories = bucket.list_objects(prefix="data/", delimiter="/", max_keys=1000)
-    assert len(directories.prefix_list) == 500
-    assert time.perf_counter() - started < 2.0
+    assert directories.prefix_list == [f"data/{d:04d}/" for d in range(500)] and not directories.object_list
 
 
 def test_an_index_from_before_crc_and_symlinks_is_upgraded(tmp_path: Path) -> None:

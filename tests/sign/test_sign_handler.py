@@ -157,14 +157,12 @@ def test_batch_limits_and_shape(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_full_batch_of_1000_keys() -> None:
+    # How fast is bench/bench_sign.py's question (the same 1000-key call, against oss2 in the same run).
     keys = [f"exampledir/file-{n:04d}.txt" for n in range(1000)]
-    started = time.perf_counter()
     data = body_of(sign(body={"keys": keys, "expires": 600}))
-    elapsed = time.perf_counter() - started
     assert data["count"] == 1000 and data["failed"] == 0
     assert [r["key"] for r in data["results"]] == keys
     assert len({r["url"] for r in data["results"]}) == 1000
-    assert elapsed < 5  # generous: ~30 ms on the 2-core machine; catches per-key setup regressions only
 
 
 def test_put_urls(monkeypatch: pytest.MonkeyPatch) -> None:

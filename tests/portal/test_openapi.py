@@ -15,9 +15,8 @@ from urllib.parse import quote, urlencode, urlsplit
 import jsonschema_rs
 import pytest
 
-from functions.token import handler as token_handler
 from local.up import caller_headers
-from shared import config, downloads, links, openapi, policy, url_options, validity
+from shared import config, downloads, links, openapi, policy, url_options, validity, vending
 from shared.errors import AppError, InvalidParameter
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,8 +73,8 @@ def test_sign_parameters_are_the_url_options():
 
 
 def test_sts_parameters_are_the_token_functions():
-    assert query_names("/sts", "get") == token_handler.PARAMETERS
-    assert set(SCHEMAS["StsRequest"]["properties"]) == token_handler.PARAMETERS
+    assert query_names("/sts", "get") == vending.PARAMETERS
+    assert set(SCHEMAS["StsRequest"]["properties"]) == vending.PARAMETERS
     assert set(SCHEMAS["StsCredentials"]["properties"]["Actions"]["items"]["enum"]) == set(policy.ACTIONS)
 
 
@@ -153,11 +152,11 @@ def test_sts_duration_range_is_the_token_functions():
     widest = config.load("token", {"OSS_BUCKET": "demo-bucket", "OSS_REGION": "cn-hangzhou", "AUTH_MODE": "none",
                                    "AUTH_ANONYMOUS_SCOPE": "a/", "STS_ROLE_ARN": "acs:ram::1:role/r",
                                    "STS_MAX_DURATION": "43200"}).sts
-    assert token_handler._duration(schema["minimum"], widest) == schema["minimum"]
-    assert token_handler._duration(str(schema["maximum"]), widest) == schema["maximum"]
+    assert vending.requested_duration(schema["minimum"], widest) == schema["minimum"]
+    assert vending.requested_duration(str(schema["maximum"]), widest) == schema["maximum"]
     for value in (schema["minimum"] - 1, schema["maximum"] + 1):
         with pytest.raises(InvalidParameter):
-            token_handler._duration(value, widest)
+            vending.requested_duration(value, widest)
 
 
 # --- answers: real ones from the running stack validate --------------------------------------------------------

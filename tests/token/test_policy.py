@@ -141,11 +141,11 @@ def _check_policy_inside(document: dict, base_scope: str, allow_write: bool) -> 
 
 def _token_request(identity: auth.Identity, prefix, requested_actions, duration, sts):
     """The policy-relevant steps of the token handler, in its order."""
-    from functions.token.handler import _duration
+    from shared.vending import requested_duration
 
     narrowed = identity.narrow(prefix)
     chosen = policy.choose_actions(requested_actions, sts)
-    _duration(duration, sts)
+    requested_duration(duration, sts)
     document = policy.build_policy(BUCKET, narrowed.scope, chosen)
     policy.serialize(document)
     return document

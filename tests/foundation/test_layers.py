@@ -17,7 +17,7 @@ LAYERS = [
     ["outbound", "storage", "sts", "webhook", "policy"],
     ["scoped_signing", "credentials"],
     ["auth", "symlinks", "key_checks", "revocation", "downloads", "url_batch", "vending",
-     "link_records", "export", "uploads", "openapi"],
+     "link_records", "export", "uploads", "openapi", "portal"],
 ]
 LAYER_OF = {name: level for level, names in enumerate(LAYERS) for name in names}
 

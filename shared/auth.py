@@ -142,7 +142,7 @@ def _anonymous_identity(settings: AuthSettings) -> Identity:
     global _anonymous_warned
     if not _anonymous_warned:
         _anonymous_warned = True
-        log.get_logger().warning("AUTH_MODE=none: every caller is trusted with the anonymous scope",
+        log.get_logger().warning("auth.anonymous_mode",
                                  scope=settings.anonymous_scope)
     scope = _checked_scope(settings.anonymous_scope, "AUTH_ANONYMOUS_SCOPE")
     return Identity(subject="anonymous", scope=scope, name="anonymous", method="none")
@@ -301,7 +301,7 @@ def _remote_jwks_key(token: str, url: str) -> Any:
         return _jwks_client(url).get_signing_key_from_jwt(token).key
     except jwt.PyJWKClientConnectionError:
         _jwks_failed_at[url] = time.monotonic()
-        log.get_logger().warning("JWKS fetch failed", url=url)
+        log.get_logger().warning("auth.jwks_fetch_failed", url=url)
         raise unavailable from None
     except (jwt.PyJWKClientError, jwt.PyJWKError, jwt.DecodeError):
         return None

@@ -128,13 +128,13 @@ class SignerCredentials:
                     settings.signer.session_seconds, None)
             except Exception:
                 if self._current is not None and self._remaining(now) > STALE_GRACE_SECONDS:
-                    log.get_logger().warning("signer refresh failed; using the current credentials",
+                    log.get_logger().warning("signer.refresh_failed",
                                              remaining_seconds=int(self._remaining(now)))
                     return self._current
                 raise
             self._current = assumed.credentials
             log.register_secrets((assumed.credentials.access_key_secret, assumed.credentials.security_token))
-            log.get_logger().info("signer credentials refreshed", role_arn=self.role_arn,
+            log.get_logger().info("signer.refreshed", role_arn=self.role_arn,
                                   expiration=assumed.credentials.expiration.isoformat()
                                   if assumed.credentials.expiration else None)
             return self._current
@@ -155,7 +155,7 @@ def signing_credentials(context: Any, settings: Settings, scope: SigningScope | 
         return _scoped_sessions(settings).get(
             scope, lambda wanted: _assume_scoped(context, settings, wanted),
             on_stale=lambda remaining: log.get_logger().warning(
-                "scoped signer refresh failed; using the current session", remaining_seconds=int(remaining)))
+                "signer.scoped_refresh_failed", remaining_seconds=int(remaining)))
     with _signers_lock:
         signer = _signers.get(role_arn)
         if signer is None:
@@ -184,7 +184,7 @@ def _assume_scoped(context: Any, settings: Settings, scope: SigningScope) -> Cre
         settings.signer.role_arn, name, settings.signer.session_seconds,
         session_policy(settings.oss.bucket, scope))
     log.register_secrets((assumed.credentials.access_key_secret, assumed.credentials.security_token))
-    log.get_logger().info("scoped signer session", role_arn=settings.signer.role_arn, scope=scope.label(),
+    log.get_logger().info("signer.scoped_session", role_arn=settings.signer.role_arn, scope=scope.label(),
                           expiration=assumed.credentials.expiration.isoformat()
                           if assumed.credentials.expiration else None)
     return assumed.credentials

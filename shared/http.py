@@ -454,10 +454,10 @@ def _failure_response(exc: Exception, request_id: str) -> Response:
     error = error_answer(exc)
     logger = log.get_logger()
     if error is None:  # details (message, traceback) to the log, masked; the caller gets the id
-        logger.exception("unhandled error", error_type=type(exc).__name__)
+        logger.exception("http.unhandled", error_type=type(exc).__name__)
         return internal_error_response(request_id)
     if error.status >= 500:
-        logger.error("request failed", code=error.code, error=error.message)
+        logger.error("http.failed", code=error.code, error=error.message)
     if isinstance(error, ConfigError):  # its details (variables, values) are for the operator
         error = ConfigError("the function is misconfigured; the operator has been told (quote the request id)")
     return error_response(error, request_id)
@@ -465,7 +465,7 @@ def _failure_response(exc: Exception, request_id: str) -> Response:
 
 def _log_access(request: Request | None, response: Response, started: float) -> None:
     log.get_logger().info(
-        "access",
+        "http.access",
         method=request.method if request else None,
         path=request.path if request else None,
         status=response["statusCode"],

@@ -76,7 +76,7 @@ class KeyChecks:
                 refused[index] = NotFound("the object does not exist")
         if unsettled:
             refused.update(self._head_each(unsettled, client))
-        log.get_logger().debug("keys inspected", count=len(checks), listed=len(settled),
+        log.get_logger().debug("sign.keys_inspected", count=len(checks), listed=len(settled),
                                duration_ms=round((time.perf_counter() - started) * 1000, 1))
         return refused
 

@@ -129,6 +129,6 @@ def revoke(values: Mapping[str, Any], settings: Settings, context: Any, identity
     client = OssClient.from_settings(settings, lambda: credentials, max_retries=2)
     client.put_object(record_key(identifier), record(key, int(query["exp"]), identity.subject, time.time()),
                       content_type="application/json")
-    log.get_logger().info("link revoked", subject=identity.subject, scope=identity.scope, key=key,
+    log.get_logger().info("link.revoked", subject=identity.subject, scope=identity.scope, key=key,
                           link_id=identifier)
     return {"revoked": True, "link_id": identifier, "key": key, "effective_within_seconds": REFRESH_SECONDS}

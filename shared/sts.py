@@ -79,7 +79,7 @@ class StsClient:
             try:
                 return self._assume_once(role_arn, session_name, duration_seconds, policy)
             except _Retryable as failure:
-                log.get_logger().warning("sts call failed", kind=failure.kind, attempt=attempt + 1,
+                log.get_logger().warning("sts.failed", kind=failure.kind, attempt=attempt + 1,
                                          attempts=attempts, **failure.detail)
                 if attempt + 1 >= attempts:
                     raise _final_error(failure) from None
@@ -110,7 +110,7 @@ class StsClient:
                 raise _Retryable("throttled", detail, seconds) from None
             if isinstance(exc.status_code, int) and exc.status_code >= 500:
                 raise _Retryable("server", detail) from None
-            log.get_logger().error("sts refused the request", role_arn=role_arn, **detail)
+            log.get_logger().error("sts.refused", role_arn=role_arn, **detail)
             raise UpstreamError("the token service is misconfigured; the operator has been told") from None
         except (UnretryableException, requests.RequestException, OSError) as exc:
             # The SDK wraps transport failures (RetryError, requests, OSError) and answers it cannot parse
@@ -122,7 +122,7 @@ class StsClient:
                 raise _Retryable("network", detail) from None
             raise _Retryable("server", detail) from None
         except Exception as exc:  # an SDK surprise: not retried, not shown to the caller
-            log.get_logger().error("sts call failed unexpectedly", error_type=type(exc).__name__,
+            log.get_logger().error("sts.unexpected_failure", error_type=type(exc).__name__,
                                    error=str(exc)[:300])
             raise UpstreamError("the token service failed; retry later") from None
         return _parse(response)
@@ -141,7 +141,7 @@ def _parse(response: Any) -> AssumedRole:
         arn = getattr(body.assumed_role_user, "arn", "") if body.assumed_role_user else ""
         request_id = body.request_id or ""
     except Exception as exc:
-        log.get_logger().error("sts answered something unusable", error_type=type(exc).__name__)
+        log.get_logger().error("sts.unusable_answer", error_type=type(exc).__name__)
         raise UpstreamError("the token service gave an unusable answer") from None
     # Vended credentials are not registered for masking (one per caller would grow the mask list without
     # bound); they are never logged, and log keys such as AccessKeySecret are masked anyway.

@@ -48,14 +48,14 @@ def sign(values: dict[str, Any], settings: Settings, context: Any, identity: Ide
     if "keys" in values:
         results = job.batch(values.pop("keys"), values)
         failed = sum(1 for result in results if "error" in result)
-        log.get_logger().info("urls signed", subject=identity.subject, scope=identity.scope, count=len(results),
+        log.get_logger().info("sign.batch", subject=identity.subject, scope=identity.scope, count=len(results),
                               failed=failed)
         return {"results": results, "count": len(results), "failed": failed}
     key = values.pop("key", None)
     if key is None or key == "":
         raise InvalidParameter("key is required (or keys, a list, with POST)")
     result = job.single(key, values)
-    log.get_logger().info("url signed", subject=identity.subject, scope=identity.scope, method=result["method"],
+    log.get_logger().info("sign.url", subject=identity.subject, scope=identity.scope, method=result["method"],
                           expires_in=result["expires_in"], clamped=result["clamped"])
     return result
 

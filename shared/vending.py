@@ -44,7 +44,7 @@ def issue(params: dict[str, Any], identity: Identity, source_ip: str, settings: 
     credentials = assumed.credentials
     expiration = format_utc(credentials.expiration) if credentials.expiration else None
     log.get_logger().info(
-        "credentials issued", subject=identity.subject, auth_method=identity.method, session_name=session_name,
+        "token.issued", subject=identity.subject, auth_method=identity.method, session_name=session_name,
         scope=identity.scope, actions=list(actions), duration=duration, source_ip=source_ip,
         cached=cached, access_key_id=credentials.access_key_id, expiration=expiration,
     )

@@ -108,5 +108,5 @@ def test_one_sts_call_per_scope_however_many_urls(make_stack):
     with stack.gateway.captured_logs() as records:
         urls = [_sign(stack, f"key=exampledir/k{i}.txt")["url"] for i in range(5)]
     assert len({_session_of(stack, url).access_key_id for url in urls}) == 1
-    assumed = [r for r in records if r.get("event") == "scoped signer session"]
+    assumed = [r for r in records if r.get("event") == "signer.scoped_session"]
     assert [r["scope"] for r in assumed] == ["exampledir/"]

@@ -118,10 +118,10 @@ def test_bad_callers_get_401_and_no_credentials_are_issued(make_stack):
         # The instance's log lines arrive through a pipe: wait for the six access lines (each is written after
         # anything its request logged, so an issuance line would be in by then), not for a guessed time.
         deadline = time.monotonic() + 10
-        while sum(r.get("event") == "access" and r.get("status") == 401 for r in records) < len(bad_tokens) + 1:
+        while sum(r.get("event") == "http.access" and r.get("status") == 401 for r in records) < len(bad_tokens) + 1:
             assert time.monotonic() < deadline, "the access lines of the refused calls never arrived"
             time.sleep(0.01)
-    assert [r for r in records if r.get("event") == "credentials issued"] == []
+    assert [r for r in records if r.get("event") == "token.issued"] == []
     status, _, creds = post_sts(stack, headers={"Authorization": f"Bearer {good}"})
     assert status == 200 and creds["Prefix"] == "users/demo/"
     assert sts_bucket(stack, creds).get_object("users/demo/hello.txt").read().startswith(b"Hello, demo user")

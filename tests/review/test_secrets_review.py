@@ -80,7 +80,7 @@ def test_download_paths(monkeypatch: pytest.MonkeyPatch, logs: io.StringIO) -> N
         download_handler(event("GET", "/download/otherdir/a"), ctx()),
     ]
     assert [r["statusCode"] for r in responses] == [502, 403, 403], _answers(responses)
-    assert logs.getvalue().count('"access"') == 3
+    assert logs.getvalue().count('"http.access"') == 3
     _assert_clean(logs.getvalue())
     _assert_clean(_answers(responses))
     install_env(monkeypatch, LOG_LEVEL="debug")
@@ -98,6 +98,6 @@ def test_token_paths(monkeypatch: pytest.MonkeyPatch, logs: io.StringIO) -> None
         token_handler(event("POST", "/sts", body={"prefix": "../x"}), ctx()),
     ]
     assert [r["statusCode"] for r in responses] == [503, 401, 400], _answers(responses)
-    assert '"sts call failed"' in logs.getvalue() and '"access"' in logs.getvalue()
+    assert '"sts.failed"' in logs.getvalue() and '"http.access"' in logs.getvalue()
     _assert_clean(logs.getvalue())
     _assert_clean(_answers(responses))

@@ -286,7 +286,7 @@ def test_none_mode_gives_the_anonymous_scope_and_warns_once(env, logs):
         identity = auth.authenticate(_request(), settings)
         assert identity.scope == "public/" and identity.method == "none"
     warnings = [json.loads(line) for line in logs.getvalue().splitlines()]
-    assert [w["level"] for w in warnings if "AUTH_MODE=none" in w["event"]] == ["warning"]
+    assert [w["level"] for w in warnings if w["event"] == "auth.anonymous_mode"] == ["warning"]
 
 
 # --- narrowing and key checks ----------------------------------------------------------------------------------

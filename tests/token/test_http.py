@@ -197,7 +197,7 @@ def test_access_line_has_no_query_or_authorization(env, logs):
                        headers={"Authorization": "Bearer eyJhbGciOi.eyJzdWIi.c2ln"})
     echo(event, context(request_id="req-log"))
     lines = [json.loads(line) for line in logs.getvalue().splitlines()]
-    access = [line for line in lines if line["event"] == "access"]
+    access = [line for line in lines if line["event"] == "http.access"]
     assert len(access) == 1
     assert access[0]["method"] == "GET" and access[0]["path"] == "/sts" and access[0]["status"] == 200
     assert access[0]["source_ip"] == "203.0.113.7" and access[0]["request_id"] == "req-log"
@@ -319,5 +319,5 @@ def test_log_level_from_settings_applies_on_a_fresh_container():
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
                               cwd=str(Path(__file__).resolve().parents[2]))
         results[level] = done.stdout
-    assert '"access"' not in results["warning"] and results["warning"].strip().endswith("200")
-    assert '"event": "access"' in results["info"]
+    assert '"http.access"' not in results["warning"] and results["warning"].strip().endswith("200")
+    assert '"event": "http.access"' in results["info"]

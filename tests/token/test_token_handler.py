@@ -249,7 +249,7 @@ def test_no_secret_reaches_the_logs(jwt_env, sts_mock, logs):
     for secret in (VENDED_SECRET, VENDED_TOKEN, FUNCTION_SECRET, FUNCTION_TOKEN, token, token.split(".")[2]):
         assert secret not in output
     lines = [json.loads(line) for line in output.splitlines()]
-    audit = [line for line in lines if line["event"] == "credentials issued"]
+    audit = [line for line in lines if line["event"] == "token.issued"]
     assert len(audit) == 1
     assert audit[0]["subject"] == "alice" and audit[0]["session_name"] == "jwt-alice"
     assert audit[0]["scope"] == "users/alice/" and audit[0]["actions"] == ["read", "list"]
@@ -272,7 +272,7 @@ def test_none_mode_issues_the_anonymous_scope(env, sts_ok, logs):
     response = handler(make_event(), context())
     assert body_of(response)["Prefix"] == "public/"
     assert _sent(sts_ok, "RoleSessionName") == "none-anonymous"
-    assert "AUTH_MODE=none" in logs.getvalue()
+    assert "auth.anonymous_mode" in logs.getvalue()
 
 
 def test_hs256_mode(env, sts_ok):

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import typing
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -18,6 +16,7 @@ import pytest
 from local.up import caller_headers
 from shared import config, downloads, links, openapi, policy, url_options, validity, vending
 from shared.errors import AppError, InvalidParameter
+from tests.http_calls import call_url
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENT = openapi.document()
@@ -162,25 +161,10 @@ def test_sts_duration_range_is_the_token_functions():
 # --- answers: real ones from the running stack validate --------------------------------------------------------
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
-
-
 def call(stack, method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None,
          headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     url = stack.gateway.url + path + (f"?{urlencode(query)}" if query else "")
-    data = json.dumps(body).encode() if body is not None else None
-    sent = {**({"content-type": "application/json"} if data else {}), **(headers or {})}
-    request = urllib.request.Request(url, data=data, method=method, headers=sent)
-    try:
-        with _OPENER.open(request, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+    return call_url(url, method=method, headers=headers, body=body)
 
 
 def conforms(template: str, method: str, status: int, headers: dict[str, str], body: bytes) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from shared import config, credentials, http, sts
+from shared import credentials, http, sts
 from shared import logging as log
 from shared.errors import AppError
 from shared.events import event_handler
@@ -40,7 +40,7 @@ from shared.keys import validate_key
 from shared.signing import Credentials
 from shared.storage import ListPage, ObjectInfo, ObjectResponse, OssError
 from tests.security.sweep import SecretSweep
-from tests.sign.helpers import API_KEY, BASE_URL, LINK_SECRET, base_env, event
+from tests.sign.helpers import API_KEY, BASE_URL, LINK_SECRET, base_env, event, replace_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 TOTAL = int(os.environ.get("FUZZ_EVENTS", "100000"))
@@ -254,13 +254,7 @@ def fuzz_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[io.StringIO, Fak
     env = base_env(STS_ROLE_ARN="acs:ram::1234567890123456:role/vended", STS_ALLOW_WRITE="true",
                    SIGN_ALLOW_PUT="true", URL_SYMLINK_CHECK="false", LOG_LEVEL="info", WEBHOOK_SECRET=WEBHOOK_SECRET,
                    UPLOAD_PREFIXES="exampledir/", EXPORT_PREFIXES="exampledir/", STS_CACHE_SECONDS="0")
-    for variable in config.VARIABLES:
-        monkeypatch.delenv(variable.name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    http.reset_settings()
-    credentials.reset()
-    sts.reset()
+    replace_environment(monkeypatch, env)
     fake_sts = FakeSts(random.Random(SEED + 1))
     monkeypatch.setattr(sts, "client_for", lambda settings, caller: fake_sts)
     stream = io.StringIO()

@@ -21,8 +21,6 @@ import io
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -32,27 +30,9 @@ import pytest
 from local.up import JWT_ISSUER, demo_jwt
 from shared import credentials, http, sts
 from shared import logging as log
+from tests.http_calls import call_url
 from tests.security.sweep import SecretSweep
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
-
-
-def _call(url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
-          body: Any = None) -> tuple[int, dict[str, str], bytes]:
-    data = json.dumps(body).encode() if body is not None else None
-    sent = {**(headers or {}), **({"content-type": "application/json"} if data else {})}
-    request = urllib.request.Request(url, data=data, method=method, headers=sent)
-    try:
-        with _OPENER.open(request, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+from tests.sign.helpers import replace_environment
 
 
 def _workload(base: str, bearer: str, sweep: SecretSweep, fetch_oss: bool = True) -> int:
@@ -63,7 +43,7 @@ def _workload(base: str, bearer: str, sweep: SecretSweep, fetch_oss: bool = True
     def call(url: str, **kwargs: Any) -> tuple[int, dict[str, str], bytes]:
         nonlocal calls
         calls += 1
-        status, headers, body = _call(url, **kwargs)
+        status, headers, body = call_url(url, **kwargs)
         sweep.add_body(body)
         if "Location" in headers:
             sweep.add_url(headers["Location"])
@@ -86,7 +66,7 @@ def _workload(base: str, bearer: str, sweep: SecretSweep, fetch_oss: bool = True
     status, headers, _ = call(proxy)
     assert status == 302
     if fetch_oss and "Location" in headers:  # the OSS side logs too (the emulator's own lines are not ours)
-        _call(headers["Location"])
+        call_url(headers["Location"])
     # refusals and malformed requests: their error paths log too
     for bad in ({"Authorization": f"Bearer {bearer}x"}, {"Authorization": "Bearer eyJhbGciOiJub25lIn0.e30."},
                 {"X-Api-Key": "no-such-key-0123456789"}, {}):
@@ -184,15 +164,7 @@ def in_process_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
         server = ThreadingHTTPServer(("127.0.0.1", 0), Adapter)
         base = f"http://127.0.0.1:{server.server_address[1]}"
         env["DOWNLOAD_BASE_URL"] = base
-        from shared.config import VARIABLES
-
-        for variable in VARIABLES:
-            monkeypatch.delenv(variable.name, raising=False)
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        http.reset_settings()
-        credentials.reset()
-        sts.reset()
+        replace_environment(monkeypatch, env)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
             yield base, jwt_secret, env, cloud

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from local.cloud import CloudConfig, LocalCloud
-from shared import auth, credentials, http
+from shared import auth, credentials, http, sts
 
 BUCKET = "demo-bucket"
 REGION = "cn-hangzhou"
@@ -50,6 +50,14 @@ def base_env(**overrides: str) -> dict[str, str]:
 
 def install_env(monkeypatch: pytest.MonkeyPatch, **overrides: str) -> dict[str, str]:
     """Replace every registry variable in os.environ with base_env(**overrides); forget cached settings."""
+    env = base_env(**overrides)
+    replace_environment(monkeypatch, env)
+    return env
+
+
+def replace_environment(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    """Exactly ``env`` for every registry variable (and the FC credential variables); cached settings,
+    credentials and STS clients forgotten."""
     from shared.config import VARIABLES
 
     for variable in VARIABLES:
@@ -57,13 +65,12 @@ def install_env(monkeypatch: pytest.MonkeyPatch, **overrides: str) -> dict[str, 
     for name in ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN",
                  "ALIBABA_CLOUD_CREDENTIALS_EXPIRATION"):
         monkeypatch.delenv(name, raising=False)
-    env = base_env(**overrides)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     http.reset_settings()
     auth.reset_caches()
     credentials.reset()
-    return env
+    sts.reset()
 
 
 def context(*, access_key_id: str = ROOT_AK, secret: str = ROOT_SECRET, token: str | None = None,

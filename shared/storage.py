@@ -9,34 +9,45 @@ Retries: requests that are safe to repeat (GET, HEAD, PUT of a whole object or a
 are retried on connection errors and 5xx answers with jittered exponential backoff, a bounded number
 of times. Initiate/complete multipart (POST) are not retried blindly.
 
-Errors: every OSS error answer becomes ``OssError(status, code, message, request_id)`` parsed from
-the error XML (or from the base64 ``x-oss-err`` header for HEAD, which has no body). Connection
-failures after the retries become ``OssError`` with status 0 and code ``RequestError``.
-``to_app_error`` maps an ``OssError`` to the answer a caller should see (404 / 403 / 502).
-ETags are returned without their surrounding quotes (as oss2 does).
+Answers are read by shared/oss_answers.py (results, ``OssError`` from the error XML or ``x-oss-err``,
+``to_app_error``), re-exported here. Connection failures after the retries become ``OssError`` with
+status 0 and code ``RequestError``.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 
 from shared import config as config_module
-from shared.errors import AppError, Forbidden, NotFound, UpstreamError
+from shared.oss_answers import (
+    RETRYABLE_EXCEPTIONS,
+    ListPage,
+    ObjectInfo,
+    ObjectResponse,
+    ObjectTooLarge,
+    OssError,
+    content_md5,
+    error_from,
+    etag_of,
+    lower_headers,
+    object_info,
+    parse_list_page,
+    parse_xml,
+    to_app_error,
+    xml_text,
+)
 from shared.outbound import connection_pool
 from shared.signing import Credentials, Endpoint, Signer, http_date
 from shared.url_options import signing_endpoint  # re-exported
-from shared.validity import parse_utc, to_utc
+from shared.validity import to_utc
 
 if TYPE_CHECKING:
     from shared.validity import Version
@@ -58,73 +69,6 @@ BACKOFF_MAX_SECONDS = 2.0
 MAX_ERROR_BODY_BYTES = 64 * 1024
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
-# Connection-level failures worth another attempt (refused, reset, timed out, broken response).
-_RETRYABLE_EXCEPTIONS = (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
-
-
-# --- results ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    key: str
-    size: int
-    etag: str  # without quotes
-    last_modified: datetime
-    content_type: str | None = None
-    headers: Mapping[str, str] = field(default_factory=lambda: _EMPTY, repr=False, compare=False)
-    object_type: str = ""  # Normal, Appendable, Multipart, Symlink (listings say; HEAD: x-oss-object-type)
-
-
-@dataclass(frozen=True)
-class ListPage:
-    objects: list[ObjectInfo]
-    common_prefixes: list[str]
-    next_continuation_token: str | None
-    is_truncated: bool
-
-
-class ObjectResponse(NamedTuple):
-    """A GET answer: 200, 206 (range) or 304 (not modified); headers with lowercase names."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
-class OssError(Exception):
-    """An error answer from OSS (or status 0 / RequestError when OSS could not be reached)."""
-
-    def __init__(self, status: int, code: str, message: str, request_id: str | None = None,
-                 ec: str | None = None) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.request_id = request_id
-        self.ec = ec
-
-    def __repr__(self) -> str:
-        return f"OssError(status={self.status}, code={self.code!r}, request_id={self.request_id!r})"
-
-
-class ObjectTooLarge(OssError):
-    """Raised by ``get_object(max_bytes=...)`` before the body is read."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(413, "ObjectTooLarge", f"object is {size} bytes, over the {limit} bytes limit")
-        self.size = size
-        self.limit = limit
-
-
-def to_app_error(error: OssError) -> AppError:
-    """NoSuchKey -> 404, AccessDenied -> 403, anything else -> 502; never echoes OSS internals."""
-    if error.code in ("NoSuchKey", "NoSuchVersion"):
-        return NotFound("the object does not exist")
-    if error.code == "AccessDenied":
-        return Forbidden("access to the object was denied")
-    suffix = f" (OSS request id {error.request_id})" if error.request_id else ""
-    return UpstreamError(f"the object store failed: {error.code}{suffix}")
 
 
 # --- the client -------------------------------------------------------------------------------------------
@@ -188,7 +132,7 @@ class OssClient:
     def head_object(self, key: str, *, version_id: str | None = None) -> ObjectInfo:
         params = {"versionId": version_id} if version_id else None
         response = self._request("HEAD", key, params=params)
-        return _object_info(key, response.headers)
+        return object_info(key, response.headers)
 
     def get_symlink(self, key: str, *, version_id: str | None = None) -> str:
         """GetSymlink: the key a symlink points to (OSS sends it percent-encoded in x-oss-symlink-target)."""
@@ -233,7 +177,7 @@ class OssClient:
             raise
         finally:
             response.release_conn()
-        return ObjectResponse(response.status, _lower_headers(response.headers), body)
+        return ObjectResponse(response.status, lower_headers(response.headers), body)
 
     def iter_object(self, key: str, *, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
         """The object's body in chunks (memory stays bounded for big objects)."""
@@ -252,9 +196,9 @@ class OssClient:
         sent = dict(headers or {})
         if content_type:
             sent["Content-Type"] = content_type
-        sent.setdefault("Content-MD5", _content_md5(body))  # OSS rejects a body damaged in transit
+        sent.setdefault("Content-MD5", content_md5(body))  # OSS rejects a body damaged in transit
         response = self._request("PUT", key, headers=sent, body=body)
-        return _etag(response.headers)
+        return etag_of(response.headers)
 
     def delete_object(self, key: str) -> None:
         self._request("DELETE", key, ok=(200, 204))
@@ -276,7 +220,7 @@ class OssClient:
         if delimiter:
             params["delimiter"] = delimiter
         response = self._request("GET", None, params=params)
-        return _parse_list_page(response.data)
+        return parse_list_page(response.data)
 
     def iter_objects(self, prefix: str = "", *, start_after: str | None = None) -> Iterator[ObjectInfo]:
         token: str | None = None
@@ -292,14 +236,14 @@ class OssClient:
     def initiate_multipart_upload(self, key: str, *, content_type: str | None = None) -> str:
         headers = {"Content-Type": content_type} if content_type else {}
         response = self._request("POST", key, params={"uploads": None}, headers=headers, idempotent=False)
-        return _xml_text(_parse_xml(response.data), "UploadId")
+        return xml_text(parse_xml(response.data), "UploadId")
 
     def upload_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> str:
         if not 1 <= part_number <= 10000:
             raise ValueError("part_number must be from 1 to 10000")
         params = {"partNumber": str(part_number), "uploadId": upload_id}
-        response = self._request("PUT", key, params=params, headers={"Content-MD5": _content_md5(data)}, body=data)
-        return _etag(response.headers)
+        response = self._request("PUT", key, params=params, headers={"Content-MD5": content_md5(data)}, body=data)
+        return etag_of(response.headers)
 
     def complete_multipart_upload(self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]) -> str:
         from xml.sax.saxutils import escape
@@ -309,12 +253,12 @@ class OssClient:
             for number, etag in sorted(parts)
         )
         body = f"<CompleteMultipartUpload>{items}</CompleteMultipartUpload>".encode()
-        headers = {"Content-Type": "application/xml", "Content-MD5": _content_md5(body)}
+        headers = {"Content-Type": "application/xml", "Content-MD5": content_md5(body)}
         response = self._request("POST", key, params={"uploadId": upload_id}, headers=headers, body=body,
                                  idempotent=False)
-        etag = _etag(response.headers)
+        etag = etag_of(response.headers)
         if not etag and response.data:
-            etag = _xml_text(_parse_xml(response.data), "ETag").strip('"')
+            etag = xml_text(parse_xml(response.data), "ETag").strip('"')
         return etag
 
     def abort_multipart_upload(self, key: str, upload_id: str) -> None:
@@ -328,13 +272,13 @@ class OssClient:
             params: dict[str, str | None] = {"uploadId": upload_id, "max-parts": "1000"}
             if marker:
                 params["part-number-marker"] = marker
-            root = _parse_xml(self._request("GET", key, params=params).data)
+            root = parse_xml(self._request("GET", key, params=params).data)
             for part in root.iter("Part"):
-                parts.append((int(_xml_text(part, "PartNumber")), _xml_text(part, "ETag").strip('"'),
-                              int(_xml_text(part, "Size") or 0)))
-            if _xml_text(root, "IsTruncated").lower() != "true":
+                parts.append((int(xml_text(part, "PartNumber")), xml_text(part, "ETag").strip('"'),
+                              int(xml_text(part, "Size") or 0)))
+            if xml_text(root, "IsTruncated").lower() != "true":
                 return parts
-            next_marker = _xml_text(root, "NextPartNumberMarker")
+            next_marker = xml_text(root, "NextPartNumberMarker")
             if not next_marker or next_marker == marker:
                 return parts
             marker = next_marker
@@ -362,14 +306,14 @@ class OssClient:
                     method, signed.url, body=body, headers=signed.headers, timeout=self._timeout,
                     retries=False, redirect=False, preload_content=not stream,
                 )
-            except _RETRYABLE_EXCEPTIONS as exc:
+            except RETRYABLE_EXCEPTIONS as exc:
                 if last:
                     raise OssError(0, "RequestError", f"OSS could not be reached: {type(exc).__name__}") from None
                 self._backoff(attempt)
                 continue
             if response.status in ok:
                 return response
-            error = _error_from(response, method, streamed=stream)
+            error = error_from(response, method, streamed=stream)
             if response.status >= 500 and not last:
                 self._backoff(attempt)
                 continue
@@ -379,138 +323,3 @@ class OssClient:
     def _backoff(self, attempt: int) -> None:
         ceiling = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * (2**attempt))
         self._sleep(random.uniform(ceiling / 2, ceiling))  # jitter, not security
-
-
-# --- parsing ------------------------------------------------------------------------------------------------
-
-
-def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {name.lower(): value for name, value in headers.items()}
-
-
-def _etag(headers: Mapping[str, str]) -> str:
-    return (headers.get("etag") or headers.get("ETag") or "").strip('"')
-
-
-def _content_md5(body: bytes) -> str:
-    return base64.b64encode(hashlib.md5(body).digest()).decode("ascii")  # noqa: S324 - the wire format
-
-
-def _parse_http_date(value: str | None) -> datetime:
-    from email.utils import parsedate_to_datetime
-
-    if not value:
-        return datetime.fromtimestamp(0, timezone.utc)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return datetime.fromtimestamp(0, timezone.utc)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def _parse_iso_date(value: str) -> datetime:
-    try:
-        return parse_utc(value)
-    except ValueError:
-        return datetime.fromtimestamp(0, timezone.utc)
-
-
-def _object_info(key: str, headers: Mapping[str, str]) -> ObjectInfo:
-    lower = _lower_headers(headers)
-    length = lower.get("content-length", "0")
-    return ObjectInfo(
-        key=key,
-        size=int(length) if length.isdigit() else 0,
-        etag=_etag(lower),
-        last_modified=_parse_http_date(lower.get("last-modified")),
-        content_type=lower.get("content-type"),
-        headers=MappingProxyType(lower),
-    )
-
-
-def _parse_xml(data: bytes) -> Any:
-    root = _xml_root(data)
-    if root is None:
-        raise OssError(502, "MalformedResponse", "OSS answered with malformed XML")
-    return root
-
-
-def _xml_root(data: bytes) -> Any:
-    """Parsed XML, or None. OSS never sends a DTD: refusing one rules out entity-expansion tricks."""
-    from xml.etree import ElementTree
-
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        return None
-    try:
-        return ElementTree.fromstring(data)  # noqa: S314 - no DTD reaches the parser (checked above)
-    except ElementTree.ParseError:
-        return None
-
-
-def _xml_text(node: Any, tag: str) -> str:
-    child = node.find(tag)
-    return (child.text or "") if child is not None else ""
-
-
-def _parse_list_page(data: bytes) -> ListPage:
-    from urllib.parse import unquote
-
-    root = _parse_xml(data)
-    encoded = _xml_text(root, "EncodingType").lower() == "url"
-
-    def decode(text: str) -> str:
-        return unquote(text) if encoded else text
-
-    objects = [
-        ObjectInfo(
-            key=decode(_xml_text(item, "Key")),
-            size=int(_xml_text(item, "Size") or 0),
-            etag=_xml_text(item, "ETag").strip('"'),
-            last_modified=_parse_iso_date(_xml_text(item, "LastModified")),
-            object_type=_xml_text(item, "Type"),
-        )
-        for item in root.findall("Contents")
-    ]
-    prefixes = [decode(_xml_text(item, "Prefix")) for item in root.findall("CommonPrefixes")]
-    truncated = _xml_text(root, "IsTruncated").lower() == "true"
-    token = decode(_xml_text(root, "NextContinuationToken")) or None  # encoded too under encoding-type=url
-    return ListPage(objects=objects, common_prefixes=prefixes, next_continuation_token=token, is_truncated=truncated)
-
-
-def _error_from(response: urllib3.BaseHTTPResponse, method: str, *, streamed: bool) -> OssError:
-    headers = _lower_headers(response.headers)
-    request_id = headers.get("x-oss-request-id")
-    ec = headers.get("x-oss-ec")
-    raw = b""
-    if method == "HEAD" or response.status == 304:
-        encoded = headers.get("x-oss-err", "")
-        if encoded:
-            try:
-                raw = base64.b64decode(encoded, validate=False)
-            except (ValueError, TypeError):
-                raw = b""
-    elif not streamed:
-        raw = response.data[:MAX_ERROR_BODY_BYTES]
-    else:
-        try:
-            raw = response.read(MAX_ERROR_BODY_BYTES)
-        except _RETRYABLE_EXCEPTIONS:
-            raw = b""
-    response.release_conn()
-    code, message = _default_error(response.status)
-    if raw:
-        root = _xml_root(raw)
-        if root is not None:
-            code = _xml_text(root, "Code") or code
-            message = _xml_text(root, "Message") or message
-            request_id = _xml_text(root, "RequestId") or request_id
-            ec = _xml_text(root, "EC") or ec
-    return OssError(response.status, code, message[:512], request_id, ec)
-
-
-def _default_error(status: int) -> tuple[str, str]:
-    return {
-        403: ("AccessDenied", "access denied"),
-        404: ("NoSuchKey", "the specified key does not exist"),
-        416: ("InvalidRange", "the requested range is not satisfiable"),
-    }.get(status, (f"HTTP{status}", f"OSS answered {status}"))

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS = [
     ["errors", "keys", "numbers", "validity", "disposition", "processing", "config", "logging"],
     ["signing", "http", "events", "links", "url_options"],
-    ["outbound", "storage", "sts", "webhook", "policy"],
+    ["outbound", "oss_answers", "storage", "sts", "webhook", "policy"],
     ["scoped_signing", "credentials"],
     ["auth", "symlinks", "key_checks", "revocation", "downloads", "url_batch", "vending",
      "link_records", "export", "uploads", "openapi", "portal"],

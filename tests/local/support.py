@@ -75,3 +75,20 @@ def make_config(data_dir: Path, clock: Clock, **overrides: Any) -> CloudConfig:
     }
     settings.update(overrides)
     return CloudConfig(**settings)
+
+
+def v2_client(env: Env, mode: str, policy: dict[str, Any] | None = None) -> Any:
+    """An alibabacloud-oss-v2 client on the emulator: mode "root-v4", "sts-v1", ... (STS narrowed by ``policy``)."""
+    import alibabacloud_oss_v2 as oss
+
+    config = oss.config.load_default()
+    if mode.startswith("root"):
+        config.credentials_provider = oss.credentials.StaticCredentialsProvider(ROOT_AK, ROOT_SECRET)
+    else:
+        session = env.session(policy)
+        config.credentials_provider = oss.credentials.StaticCredentialsProvider(
+            session.access_key_id, session.access_key_secret, session.security_token)
+    config.region, config.endpoint, config.use_path_style = REGION, env.endpoint, True
+    config.signature_version = mode.rsplit("-", 1)[1]
+    config.retry_max_attempts = 1
+    return oss.Client(config)

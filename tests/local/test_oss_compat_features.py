@@ -21,7 +21,7 @@ import oss2
 import pytest
 
 from tests.local.helpers import send
-from tests.local.support import BUCKET, REGION, ROOT_AK, ROOT_SECRET, Env
+from tests.local.support import BUCKET, REGION, ROOT_AK, ROOT_SECRET, Env, v2_client
 
 MODES = ["root-v1", "root-v4", "sts-v1", "sts-v4"]
 # An independent CRC-64/ECMA (XZ) for the assertions: crcmod's generic engine, the check value of
@@ -42,20 +42,6 @@ def oss2_bucket(env: Env, mode: str, bucket: str = BUCKET) -> oss2.Bucket:
         auth = oss2.StsAuth(session.access_key_id, session.access_key_secret, session.security_token,
                             auth_version=oss2.AUTH_VERSION_1 if v1 else oss2.AUTH_VERSION_4)
     return oss2.Bucket(auth, env.endpoint, bucket, region=REGION, enable_crc=True)
-
-
-def v2_client(env: Env, mode: str) -> oss.Client:
-    config = oss.config.load_default()
-    if mode.startswith("root"):
-        config.credentials_provider = oss.credentials.StaticCredentialsProvider(ROOT_AK, ROOT_SECRET)
-    else:
-        session = env.session()
-        config.credentials_provider = oss.credentials.StaticCredentialsProvider(
-            session.access_key_id, session.access_key_secret, session.security_token)
-    config.region, config.endpoint, config.use_path_style = REGION, env.endpoint, True
-    config.signature_version = mode.rsplit("-", 1)[1]
-    config.retry_max_attempts = 1
-    return oss.Client(config)
 
 
 def raised(kind: type[Exception], call, *args, **kwargs) -> Any:

@@ -10,30 +10,14 @@ import urllib.request
 import alibabacloud_oss_v2 as oss
 import pytest
 
-from tests.local.support import BUCKET, REGION, ROOT_AK, ROOT_SECRET, Env
+from tests.local.support import BUCKET, Env, v2_client
 
 MODES = ["root-v4", "root-v1", "sts-v4", "sts-v1"]
 
 
-def make_client(env: Env, mode: str) -> oss.Client:
-    config = oss.config.load_default()
-    if mode.startswith("root"):
-        config.credentials_provider = oss.credentials.StaticCredentialsProvider(ROOT_AK, ROOT_SECRET)
-    else:
-        session = env.session()
-        config.credentials_provider = oss.credentials.StaticCredentialsProvider(
-            session.access_key_id, session.access_key_secret, session.security_token)
-    config.region = REGION
-    config.endpoint = env.endpoint
-    config.use_path_style = True
-    config.signature_version = mode.rsplit("-", 1)[1]
-    config.retry_max_attempts = 1
-    return oss.Client(config)
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_object_lifecycle(shared_env: Env, mode: str) -> None:
-    client = make_client(shared_env, mode)
+    client = v2_client(shared_env, mode)
     base = f"v2/{mode}/"
     key = base + "报告/a b+c~d*.txt"
     body = os.urandom(2048)
@@ -75,7 +59,7 @@ def test_object_lifecycle(shared_env: Env, mode: str) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_listing(shared_env: Env, mode: str) -> None:
-    client = make_client(shared_env, mode)
+    client = v2_client(shared_env, mode)
     base = f"list-v2/{mode}/"
     keys = [f"{base}d/{i}" for i in range(4)] + [f"{base}x y+z", f"{base}é.txt"]
     for key in keys:
@@ -99,7 +83,7 @@ def test_listing(shared_env: Env, mode: str) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_multipart(shared_env: Env, mode: str) -> None:
-    client = make_client(shared_env, mode)
+    client = v2_client(shared_env, mode)
     key = f"mp-v2/{mode}/object.bin"
     chunks = [os.urandom(100 * 1024), os.urandom(5000)]
     upload = client.initiate_multipart_upload(oss.InitiateMultipartUploadRequest(bucket=BUCKET, key=key))
@@ -117,7 +101,7 @@ def test_multipart(shared_env: Env, mode: str) -> None:
 
 
 def test_uploader_and_downloader(shared_env: Env, tmp_path) -> None:
-    client = make_client(shared_env, "root-v4")
+    client = v2_client(shared_env, "root-v4")
     source = tmp_path / "src.bin"
     source.write_bytes(os.urandom(350 * 1024))
     uploader = client.uploader(part_size=100 * 1024)
@@ -130,7 +114,7 @@ def test_uploader_and_downloader(shared_env: Env, tmp_path) -> None:
 
 @pytest.mark.parametrize("mode", ["root-v4", "root-v1"])
 def test_bucket_operations(shared_env: Env, mode: str) -> None:
-    client = make_client(shared_env, mode)
+    client = v2_client(shared_env, mode)
     name = f"v2-bucket-{mode.replace('root-', '')}"
     client.put_bucket(oss.PutBucketRequest(bucket=name))
     info = client.get_bucket_info(oss.GetBucketInfoRequest(bucket=name))

@@ -25,7 +25,7 @@ import pytest
 
 from local.cloud import LocalCloud
 from tests.local.helpers import send
-from tests.local.support import BUCKET, REGION, ROOT_AK, ROOT_SECRET, Clock, Env, make_config
+from tests.local.support import BUCKET, REGION, ROOT_AK, ROOT_SECRET, Clock, Env, make_config, v2_client
 
 MODES = ["root-v1", "root-v4", "sts-v1", "sts-v4"]
 ALICE = "users/alice/"
@@ -48,22 +48,6 @@ def oss2_bucket(env: Env, mode: str, policy: dict | None = None) -> oss2.Bucket:
         auth = oss2.StsAuth(session.access_key_id, session.access_key_secret, session.security_token,
                             auth_version=oss2.AUTH_VERSION_1 if v1 else oss2.AUTH_VERSION_4)
     return oss2.Bucket(auth, env.endpoint, BUCKET, region=REGION)
-
-
-def v2_client(env: Env, mode: str, policy: dict | None = None) -> oss.Client:
-    config = oss.config.load_default()
-    if mode.startswith("root"):
-        config.credentials_provider = oss.credentials.StaticCredentialsProvider(ROOT_AK, ROOT_SECRET)
-    else:
-        session = env.session(policy)
-        config.credentials_provider = oss.credentials.StaticCredentialsProvider(
-            session.access_key_id, session.access_key_secret, session.security_token)
-    config.region = REGION
-    config.endpoint = env.endpoint
-    config.use_path_style = True
-    config.signature_version = mode.rsplit("-", 1)[1]
-    config.retry_max_attempts = 1
-    return oss.Client(config)
 
 
 def server_error(call) -> oss2.exceptions.OssError:

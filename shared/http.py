@@ -4,7 +4,7 @@ An HTTP function is written as ``handler = http_handler("token", methods=("GET",
 where ``route(request, settings, context)`` returns a response dict built with ``json_response`` & co. The
 wrapper binds the log context, parses the event into a frozen ``Request``, answers CORS preflights, answers
 404 for a path other than ``path`` (when given), turns every exception whose type is in the error-answer
-registry (``AppError``; OSS errors through ``shared.storage.to_app_error``) into its status and a JSON
+registry (``AppError``; OSS errors through ``shared.oss_answers.to_app_error``) into its status and a JSON
 ``{"code", "message", "requestId"}`` body, and turns anything else into a 500 that says nothing but the request
 id, whatever attributes the exception carries (a malformed event, body or parameter is always a 4xx).
 """
@@ -369,7 +369,7 @@ ErrorAnswer = Callable[[Any], AppError]
 _error_answers: dict[type, ErrorAnswer] = {AppError: lambda error: error}
 # Entries whose module the HTTP layer must not import (an exception of that type exists only once its module
 # has been imported, so it is resolved then): "module.Type" -> "module.function".
-_LAZY_ERROR_ANSWERS = {"shared.storage.OssError": "shared.storage.to_app_error"}
+_LAZY_ERROR_ANSWERS = {"shared.oss_answers.OssError": "shared.oss_answers.to_app_error"}
 
 
 def register_error_answer(exc_type: type, answer: ErrorAnswer) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -367,13 +366,13 @@ def reset_settings() -> None:
 # anything else is a 500 that names only the request id, its details going to the (masked) log.
 ErrorAnswer = Callable[[Any], AppError]
 _error_answers: dict[type, ErrorAnswer] = {AppError: lambda error: error}
-# Entries whose module the HTTP layer must not import (an exception of that type exists only once its module
-# has been imported, so it is resolved then): "module.Type" -> "module.function".
-_LAZY_ERROR_ANSWERS = {"shared.oss_answers.OssError": "shared.oss_answers.to_app_error"}
 
 
 def register_error_answer(exc_type: type, answer: ErrorAnswer) -> None:
-    """Answer exceptions of ``exc_type`` (and its subclasses) with ``answer(exc)``, an AppError."""
+    """Answer exceptions of ``exc_type`` (and its subclasses) with ``answer(exc)``, an AppError.
+
+    A module whose exceptions callers may see registers them where it defines them (shared/oss_answers.py
+    registers OssError), so the HTTP layer never imports it and an exception that exists is always mapped."""
     _error_answers[exc_type] = answer
 
 
@@ -381,11 +380,6 @@ def error_answer(exc: BaseException) -> AppError | None:
     """The AppError the registry maps ``exc`` to (most specific type first), or None: a 500."""
     for cls in type(exc).__mro__:
         answer = _error_answers.get(cls)
-        if answer is None:
-            target = _LAZY_ERROR_ANSWERS.get(f"{cls.__module__}.{cls.__qualname__}")
-            if target is not None:
-                module, name = target.rsplit(".", 1)
-                answer = getattr(sys.modules[module], name)
         if answer is not None:
             return answer(exc)
     return None

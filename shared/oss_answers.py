@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import urllib3
 
 from shared.errors import AppError, Forbidden, NotFound, UpstreamError
+from shared.http import register_error_answer
 from shared.validity import parse_utc
 
 MAX_ERROR_BODY_BYTES = 64 * 1024
@@ -225,3 +226,7 @@ def _default_error(status: int) -> tuple[str, str]:
         404: ("NoSuchKey", "the specified key does not exist"),
         416: ("InvalidRange", "the requested range is not satisfiable"),
     }.get(status, (f"HTTP{status}", f"OSS answered {status}"))
+
+
+# What a caller is told when an OSS error reaches the HTTP layer uncaught (never OSS's own message).
+register_error_answer(OssError, to_app_error)

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared.config import Settings
+from shared.url_options import reach_scheme
 
 
 def _origin(url: str) -> str | None:
@@ -24,7 +25,7 @@ def oss_sources(settings: Settings) -> list[str]:
     """Where ali-oss in the page connects: the bucket's virtual host on the public endpoint, or for an endpoint
     given as an IP (the local emulator) the endpoint itself, addressed path-style (ali-oss ``sldEnable``)."""
     endpoint = settings.oss.public_endpoint
-    scheme = endpoint.scheme or settings.urls.scheme or "https"
+    scheme = reach_scheme(settings, endpoint)
     if endpoint.is_ip:
         return [f"{scheme}://{endpoint.host}"]
     return [f"{scheme}://{endpoint.host}", f"{scheme}://*.{endpoint.host}"]

@@ -46,7 +46,7 @@ from shared.oss_answers import (
 )
 from shared.outbound import connection_pool
 from shared.signing import Credentials, Endpoint, Signer, http_date
-from shared.url_options import signing_endpoint  # re-exported
+from shared.url_options import reach_scheme, signing_endpoint  # signing_endpoint re-exported
 from shared.validity import to_utc
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ class OssClient:
         oss = settings.oss
         endpoint = oss.request_endpoint
         target = signing_endpoint(endpoint, path_style=oss.uses_path_style(endpoint),
-                                  scheme=endpoint.scheme or settings.urls.scheme or "https")
+                                  scheme=reach_scheme(settings, endpoint))
         return cls(credentials=credentials_provider, bucket=oss.bucket, region=oss.region, endpoint=target, **kwargs)
 
     def __repr__(self) -> str:

@@ -184,6 +184,13 @@ def _process(reader: _Reader, settings: Settings, where: str) -> str | None:
     return check_process(value, settings.urls.process_operations, where)
 
 
+def reach_scheme(settings: Settings, endpoint: config_module.ConfiguredHost) -> str:
+    """How the functions and the SDKs reach a configured endpoint: its own scheme, else URL_SCHEME, else https.
+
+    (Generated URLs put URL_SCHEME first instead: see _default_scheme.)"""
+    return endpoint.scheme or settings.urls.scheme or "https"
+
+
 def _default_scheme(settings: Settings, endpoint: Any) -> str:
     return settings.urls.scheme or getattr(endpoint, "scheme", None) or "https"
 

@@ -18,6 +18,7 @@ from shared.config import Settings, StsSettings
 from shared.credentials import function_credentials_for
 from shared.errors import BadRequest, InvalidParameter
 from shared.numbers import parse_ascii_int
+from shared.url_options import reach_scheme
 from shared.validity import format_utc
 
 PARAMETERS = frozenset({"prefix", "actions", "duration"})
@@ -87,5 +88,5 @@ def _bound_source_ip(source_ip: str, sts_settings: StsSettings) -> str | None:
 
 def _endpoint_url(settings: Settings) -> str:
     endpoint = settings.oss.public_endpoint
-    scheme = endpoint.scheme or settings.urls.scheme or "https"
+    scheme = reach_scheme(settings, endpoint)
     return f"{scheme}://{endpoint.host}"

@@ -26,6 +26,7 @@ from urllib.parse import urlencode, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.timing import timings
 from local.up import Stack, caller_headers, root_bucket, start_stack
 from shared.keys import encode_key_path
 
@@ -59,14 +60,7 @@ def target_of(url: str) -> str:
 
 
 def latencies(run: Callable[[], None], count: int) -> list[float]:
-    for _ in range(min(20, count)):
-        run()
-    timings = []
-    for _ in range(count):
-        started = time.perf_counter()
-        run()
-        timings.append(time.perf_counter() - started)
-    return timings
+    return timings(run, count, warmups=min(20, count))
 
 
 def summary(timings: list[float]) -> str:

@@ -20,12 +20,10 @@ import argparse
 import hashlib
 import json
 import os
-import statistics
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,21 +31,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.timing import median_seconds
+
 ROOT_AK, ROOT_SECRET = "LTAI5tBenchScopedRoot01", "bench-scoped-root-secret-0123456789"  # emulator-only
 API_KEY = "bench-scoped-api-key-0123456789ab"
 BUCKET, REGION, ACCOUNT = "demo-bucket", "cn-hangzhou", "1234567890123456"
 SIGNER_ARN = f"acs:ram::{ACCOUNT}:role/oss-url-signer"
 FUNCTION_ARN = f"acs:ram::{ACCOUNT}:role/oss-url-sign-fn"
 
-
-def median_seconds(rounds: int, run: Callable[[], object]) -> float:
-    run()
-    timings = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        run()
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings)
 
 
 def sts_calls_per_scope_per_hour() -> tuple[float, int]:

@@ -17,32 +17,22 @@ import argparse
 import hashlib
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.timing import median_seconds
 
 AK, SECRET = "LTAI5tBenchSignKey0001", "bench-sign-secret-0123456789"  # local-only keys, bench only
 TOKEN = "CAIS" + "b" * 600  # an STS-token-sized string
 API_KEY = "bench-api-key-0123456789abcdef"
 BUCKET, REGION = "demo-bucket", "cn-hangzhou"
 
-
-def best_of(rounds: int, run: Callable[[], object]) -> float:
-    """Median seconds of `rounds` runs after one warm-up."""
-    run()
-    timings = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        run()
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings)
 
 
 def keys_for(count: int) -> list[str]:
@@ -74,7 +64,7 @@ def in_process(keys: list[str], rounds: int, token: str | None) -> float:
         assert response["statusCode"] == 200, response["body"][:300]
 
     run()
-    return best_of(rounds, run)
+    return median_seconds(rounds, run)
 
 
 def with_oss2(keys: list[str], rounds: int, token: str | None) -> float:
@@ -90,7 +80,7 @@ def with_oss2(keys: list[str], rounds: int, token: str | None) -> float:
         urls = [bucket.sign_url("GET", key, 600, slash_safe=True) for key in keys]
         json.dumps([{"key": k, "url": u} for k, u in zip(keys, urls, strict=True)])  # same output work
 
-    return best_of(rounds, run)
+    return median_seconds(rounds, run)
 
 
 def through_gateway(keys: list[str], rounds: int) -> tuple[float, int]:
@@ -112,7 +102,7 @@ def through_gateway(keys: list[str], rounds: int) -> tuple[float, int]:
                 assert data_["failed"] == 0, data_["results"][0]
                 sizes.append(len(data_["results"][0]["url"]))
 
-            return best_of(rounds, run), sizes[-1]
+            return median_seconds(rounds, run), sizes[-1]
         finally:
             stack.stop()
 
